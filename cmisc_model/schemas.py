@@ -1,0 +1,321 @@
+"""Data contracts: the pyarrow schemas every stage reads and writes.
+
+One schema per artifact (design.md, "Data flow"):
+
+- ``PAIRS``       one row per image–text pair, the same for every source;
+- ``CORPUS``      ``PAIRS`` plus the autoencoder split of each row;
+- ``ANNOTATIONS`` CMI/SC labels of a labelled subset, keyed by ``pair_id``;
+- ``VOCAB``       token, id, count (0 = pad, 1 = unknown, then by frequency);
+- ``WORD2VEC``    token, id, 300-d vector;
+- ``EMBEDDINGS``  one 2400-d article embedding per pair.
+
+``read_table`` validates a Parquet file against a schema and names the file,
+the column and (for values) the row that is wrong. ``write_table`` is atomic:
+it writes a temporary file next to the target and renames it, so a crash never
+leaves a half-written artifact and never destroys the previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# --------------------------------------------------------------------------- labels
+
+CMI_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # classes 0..4
+SC_LEVELS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # classes 0..4, class = 2*sc + 2
+
+
+class SchemaError(ValueError):
+    """A file does not follow its data contract. The message names file, column and row."""
+
+
+def cmi_class(cmi: float) -> int:
+    """CMI value on the label scale -> class 0..4; anything else is an error, never rounded."""
+    for k, level in enumerate(CMI_LEVELS):
+        if abs(float(cmi) - level) < 1e-6:
+            return k
+    raise ValueError(f"CMI {cmi!r} is not one of {list(CMI_LEVELS)}")
+
+
+def sc_class(sc: float) -> int:
+    """SC value on the label scale -> class 0..4 (class = 2*sc + 2)."""
+    for k, level in enumerate(SC_LEVELS):
+        if abs(float(sc) - level) < 1e-6:
+            return k
+    raise ValueError(f"SC {sc!r} is not one of {list(SC_LEVELS)}")
+
+
+# --------------------------------------------------------------------------- ids
+
+def normalise_file_title(name: str) -> str:
+    """MediaWiki file name as stored: namespace prefix dropped, spaces as ``_``,
+    first letter upper case (how MediaWiki and upload.wikimedia.org spell it)."""
+    name = name.strip()
+    if ":" in name:
+        prefix, rest = name.split(":", 1)
+        # Only a namespace-like prefix ("File:", "Image:", "Datei:") is dropped.
+        if prefix and " " not in prefix.strip() and rest:
+            name = rest
+    name = "_".join(name.replace("_", " ").split())
+    return name[:1].upper() + name[1:]
+
+
+def make_pair_id(source: str, doc_id: str, image_key: str) -> str:
+    """Stable pair id: the first 16 hex digits of sha1(source, doc_id, image_key).
+
+    ``image_key`` is what identifies the image inside its document: the
+    normalised file title for Wikipedia (``#2`` appended for a second use on the
+    same page), the story's image file name for BBC, the caption id for COCO.
+    """
+    h = hashlib.sha1(f"{source}\x1f{doc_id}\x1f{image_key}".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- schemas
+
+TEXT_BLOCK = pa.struct(
+    [
+        pa.field("titles", pa.list_(pa.string()), nullable=False),
+        pa.field("sentences", pa.list_(pa.string()), nullable=False),
+    ]
+)
+
+PAIRS = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("doc_title", pa.string()),
+        pa.field("revision_id", pa.int64()),
+        pa.field("revision_timestamp", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("position", pa.string(), nullable=False),  # lead | section
+        pa.field("section_path", pa.list_(pa.string()), nullable=False),
+        pa.field("text_blocks", pa.list_(TEXT_BLOCK), nullable=False),
+        pa.field("caption", pa.string()),
+        pa.field("alt", pa.string()),
+        pa.field("image_title", pa.string()),
+        pa.field("image_url", pa.string()),
+        pa.field("image_sha256", pa.string()),
+        pa.field("image_path", pa.string()),
+        pa.field("image_width", pa.int32()),
+        pa.field("image_height", pa.int32()),
+        pa.field("image_format", pa.string()),
+        pa.field("image_status", pa.string(), nullable=False),  # ok | missing | rejected:<reason>
+        pa.field("licence", pa.string()),
+        pa.field("attribution", pa.string()),
+        pa.field("retrieved_at", pa.string()),  # ISO 8601, UTC
+        pa.field("dump_date", pa.string()),
+    ],
+    metadata={"cmisc.schema": "pairs/1"},
+)
+
+SPLITS = ("train", "val", "test")
+
+CORPUS = pa.schema(
+    list(PAIRS) + [pa.field("split", pa.string(), nullable=False)],
+    metadata={"cmisc.schema": "corpus/1"},
+)
+
+ANNOTATIONS = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("cmi", pa.float32(), nullable=False),
+        pa.field("sc", pa.float32(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("annotator", pa.string()),
+    ],
+    metadata={"cmisc.schema": "annotations/1"},
+)
+
+VOCAB = pa.schema(
+    [
+        pa.field("token", pa.string(), nullable=False),
+        pa.field("id", pa.int32(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ],
+    metadata={"cmisc.schema": "vocab/1"},
+)
+
+EMBEDDING_DIM = 300
+ARTICLE_DIM = 2400
+
+WORD2VEC = pa.schema(
+    [
+        pa.field("token", pa.string(), nullable=False),
+        pa.field("id", pa.int32(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), EMBEDDING_DIM), nullable=False),
+    ],
+    metadata={"cmisc.schema": "word2vec/1"},
+)
+
+EMBEDDINGS = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), ARTICLE_DIM), nullable=False),
+    ],
+    metadata={"cmisc.schema": "embeddings/1"},
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "pairs": PAIRS,
+    "corpus": CORPUS,
+    "annotations": ANNOTATIONS,
+    "vocab": VOCAB,
+    "word2vec": WORD2VEC,
+    "embeddings": EMBEDDINGS,
+}
+
+
+# --------------------------------------------------------------------------- value rules
+
+def _check_values(table: pa.Table, schema: pa.Schema, where: str) -> None:
+    """Rules a type cannot express: label levels, split names, status words, positions."""
+
+    def fail(column: str, row: int, value: object, rule: str) -> None:
+        raise SchemaError(f"{where}: column {column!r}, row {row}: {value!r} {rule}")
+
+    names = set(schema.names)
+    if "cmi" in names and schema is ANNOTATIONS:
+        for i, v in enumerate(table.column("cmi").to_pylist()):
+            if not any(abs(v - lv) < 1e-6 for lv in CMI_LEVELS):
+                fail("cmi", i, v, f"is not one of {list(CMI_LEVELS)}")
+        for i, v in enumerate(table.column("sc").to_pylist()):
+            if not any(abs(v - lv) < 1e-6 for lv in SC_LEVELS):
+                fail("sc", i, v, f"is not one of {list(SC_LEVELS)}")
+    if "position" in names:
+        for i, v in enumerate(table.column("position").to_pylist()):
+            if v not in ("lead", "section"):
+                fail("position", i, v, "is not 'lead' or 'section'")
+    if "image_status" in names:
+        for i, v in enumerate(table.column("image_status").to_pylist()):
+            if not (v in ("ok", "missing") or (v.startswith("rejected:") and len(v) > 9)):
+                fail("image_status", i, v, "is not 'ok', 'missing' or 'rejected:<reason>'")
+    if "split" in names:
+        for i, v in enumerate(table.column("split").to_pylist()):
+            if v not in SPLITS:
+                fail("split", i, v, f"is not one of {list(SPLITS)}")
+    if "pair_id" in names:
+        seen: dict[str, int] = {}
+        for i, v in enumerate(table.column("pair_id").to_pylist()):
+            if v in seen:
+                fail("pair_id", i, v, f"repeats row {seen[v]}")
+            seen[v] = i
+
+
+def validate(table: pa.Table, schema: pa.Schema, where: str = "<table>") -> pa.Table:
+    """Check columns, types, nulls and value rules; return the table in schema order."""
+    for field in schema:
+        if field.name not in table.column_names:
+            raise SchemaError(f"{where}: column {field.name!r} is missing")
+        col = table.column(field.name)
+        if not col.type.equals(field.type):
+            try:
+                col = col.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise SchemaError(
+                    f"{where}: column {field.name!r} has type {col.type}, expected {field.type}"
+                ) from e
+            table = table.set_column(table.column_names.index(field.name), field.name, col)
+        if not field.nullable and col.null_count:
+            row = next(i for i, v in enumerate(col.is_null().to_pylist()) if v)
+            raise SchemaError(f"{where}: column {field.name!r}, row {row}: null in a required column")
+    extra = [c for c in table.column_names if c not in schema.names]
+    if extra:
+        raise SchemaError(f"{where}: unexpected column(s) {extra}")
+    table = table.select(schema.names).cast(schema)
+    _check_values(table, schema, where)
+    return table
+
+
+def from_rows(rows: Iterable[Mapping], schema: pa.Schema, where: str = "<rows>") -> pa.Table:
+    """Build and validate a table from dicts; missing nullable keys become null."""
+    rows = list(rows)
+    columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    try:
+        table = pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema})
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise SchemaError(f"{where}: {e}") from e
+    return validate(table, schema, where)
+
+
+# --------------------------------------------------------------------------- io
+
+def atomic_path(path: str | os.PathLike) -> "_AtomicPath":
+    """Context manager yielding a temporary path that replaces ``path`` on success.
+
+    The previous file stays untouched when the body raises. Fails early, with
+    the path in the message, when the folder cannot be written.
+    """
+    return _AtomicPath(Path(path))
+
+
+class _AtomicPath:
+    def __init__(self, target: Path):
+        self.target = target
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, name = tempfile.mkstemp(
+                prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent
+            )
+        except OSError as e:
+            raise OSError(f"cannot write to {self.target.parent}: {e.strerror}") from e
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self.tmp is not None
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def write_table(
+    table: pa.Table,
+    path: str | os.PathLike,
+    schema: pa.Schema,
+    metadata: Mapping[str, str] | None = None,
+    row_group_size: int = 1024,
+) -> Path:
+    """Validate and write a Parquet file atomically. ``metadata`` lands in the
+    schema's key/value metadata (e.g. ``cmisc.incomplete``)."""
+    path = Path(path)
+    table = validate(table, schema, str(path))
+    meta = dict(schema.metadata or {})
+    meta.update({k.encode(): str(v).encode() for k, v in (metadata or {}).items()})
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+    return path
+
+
+def read_table(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
+    """Read a Parquet file and validate it; errors name the file and column."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        table = pq.read_table(path)
+    except pa.ArrowInvalid as e:
+        raise SchemaError(f"{path}: not a readable Parquet file ({e})") from e
+    meta = table.schema.metadata or {}
+    table = validate(table, schema, str(path))
+    return table.replace_schema_metadata({**(schema.metadata or {}), **meta})
+
+
+def file_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The key/value metadata of a Parquet file, decoded."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items()}
