@@ -5,6 +5,8 @@ One schema per artifact (design.md, "Data flow"):
 - ``PAIRS``       one row per image–text pair, the same for every source;
 - ``CORPUS``      ``PAIRS`` plus the autoencoder split of each row;
 - ``ANNOTATIONS`` CMI/SC labels of a labelled subset, keyed by ``pair_id``;
+- ``LABELLED``    the labelled pairs themselves (``PAIRS`` + labels + classifier split),
+                  self-contained so the classifier needs no join at training time;
 - ``VOCAB``       token, id, count (0 = pad, 1 = unknown, then by frequency);
 - ``WORD2VEC``    token, id, 300-d vector;
 - ``EMBEDDINGS``  one 2400-d article embedding per pair.
@@ -135,6 +137,17 @@ ANNOTATIONS = pa.schema(
     metadata={"cmisc.schema": "annotations/1"},
 )
 
+LABELLED = pa.schema(
+    list(PAIRS)
+    + [
+        pa.field("cmi", pa.float32(), nullable=False),
+        pa.field("sc", pa.float32(), nullable=False),
+        pa.field("annotator", pa.string()),
+        pa.field("split", pa.string(), nullable=False),
+    ],
+    metadata={"cmisc.schema": "labelled/1"},
+)
+
 VOCAB = pa.schema(
     [
         pa.field("token", pa.string(), nullable=False),
@@ -168,6 +181,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "pairs": PAIRS,
     "corpus": CORPUS,
     "annotations": ANNOTATIONS,
+    "labelled": LABELLED,
     "vocab": VOCAB,
     "word2vec": WORD2VEC,
     "embeddings": EMBEDDINGS,
@@ -183,7 +197,7 @@ def _check_values(table: pa.Table, schema: pa.Schema, where: str) -> None:
         raise SchemaError(f"{where}: column {column!r}, row {row}: {value!r} {rule}")
 
     names = set(schema.names)
-    if "cmi" in names and schema is ANNOTATIONS:
+    if "cmi" in names:
         for i, v in enumerate(table.column("cmi").to_pylist()):
             if not any(abs(v - lv) < 1e-6 for lv in CMI_LEVELS):
                 fail("cmi", i, v, f"is not one of {list(CMI_LEVELS)}")
