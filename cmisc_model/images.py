@@ -449,7 +449,8 @@ def _image_refs(row: dict) -> tuple[str, ...]:
 
     Before this step, a source that found the file itself (BBC, COCO) puts its
     path in ``image_path`` (with no ``image_sha256``); after it, ``image_path``
-    is store-relative and only the URL and title remain.
+    is the stored file (``STORE/ab/ab….jpg``, relative when STORE is) and
+    only the URL and title remain.
     """
     refs = []
     if not row.get("image_sha256") and row.get("image_path"):
@@ -601,7 +602,7 @@ def store_images_rows(
             out[i].update(
                 image_status=o.status,
                 image_sha256=o.sha,
-                image_path=store_relpath(o.sha) if o.sha else None,
+                image_path=str(store / store_relpath(o.sha)) if o.sha else None,
                 image_width=o.width,
                 image_height=o.height,
                 image_format=o.fmt,

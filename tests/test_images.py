@@ -93,7 +93,7 @@ def test_real_coco_images_and_a_truncated_jpeg_in_one_run(tmp_path):
         )
         assert (
             r["image_format"] == "JPEG"
-            and r["image_path"] == f"{r['image_sha256'][:2]}/{r['image_sha256']}.jpg"
+            and r["image_path"].endswith(f"{r['image_sha256'][:2]}/{r['image_sha256']}.jpg")
         )
     bad = out[3]
     assert bad["image_sha256"] is None and bad["image_path"] is None
@@ -284,7 +284,7 @@ def test_rows_from_bbc_and_coco_sources_use_their_image_path(tmp_path):
     (r,), s = run([src], tmp_path / "s")
     assert (
         r["image_status"] == "ok"
-        and r["image_path"] == f"{r['image_sha256'][:2]}/{r['image_sha256']}.jpg"
+        and r["image_path"].endswith(f"{r['image_sha256'][:2]}/{r['image_sha256']}.jpg")
     )
     assert s["refetched"] == 0 and s["written"] == 1
     gone = row(
