@@ -1,0 +1,592 @@
+"""MediaWiki XML dump -> pairs Parquet (``cmisc wiki-pairs``).
+
+The reader streams an XML export in constant memory: bz2 (multistream too),
+gzip or plain; UTF-8, or UTF-16 with a byte-order mark (expat detects it from
+the first bytes); export schema 0.10 or 0.11 (the XML namespace is read from
+the root tag, never hard-coded); with or without ``<siteinfo>``. Each
+``<page>`` is turned into a ``DumpPage`` and then cleared, and the root is
+emptied, so memory does not grow with the dump.
+
+A dump that ends early or is not well-formed raises ``DumpTruncatedError``
+naming the file and the last complete page. ``dump_to_pairs`` still writes
+the pairs of every complete page, with Parquet metadata
+``cmisc.incomplete = "true"`` and the reason, and the CLI exits with status 3
+("written but incomplete"; 2 stays "bad input, nothing written").
+
+Parallelism: the reader stays in the main process; pages with possible image
+markup go in batches to a ``multiprocessing`` pool, at most ``2 × workers``
+batches in flight (flat memory), and results are written in page order, so
+the output does not depend on ``--workers``.
+
+For Prefect, ``iter_page_shards`` yields lists of article pages (a shard is
+a ``list[DumpPage]``, the pages in dump order) and ``pages_to_pairs`` turns
+one shard into rows; a flow maps a task over shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import collections
+import gzip
+import json
+import multiprocessing
+import os
+import re
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cmisc_model.config import load_section
+from cmisc_model.errors import CmiscError
+from cmisc_model.schemas import PAIRS, atomic_path, from_rows
+from cmisc_model.sources import wikitext
+from cmisc_model.sources.wikitext import (
+    DEFAULT_BASE_URL,
+    DEFAULT_FILE_NAMESPACES,
+    WikitextError,
+    WikitextOptions,
+)
+
+EXIT_INCOMPLETE = 3  # pairs written, but the dump was truncated or malformed
+_CHUNK = 1 << 20
+
+
+class DumpTruncatedError(CmiscError):
+    """The dump ends early or is malformed; the message names the last complete page."""
+
+    def __init__(self, message: str, last_title: str | None = None, last_id: int | None = None):
+        super().__init__(message)
+        self.last_title = last_title
+        self.last_id = last_id
+
+
+@dataclass
+class DumpPage:
+    title: str
+    ns: int
+    page_id: int
+    revision_id: int | None
+    timestamp: str | None
+    text: str
+    redirect: bool
+
+
+@dataclass
+class SiteInfo:
+    sitename: str | None = None
+    dbname: str | None = None
+    base: str | None = None  # e.g. https://simple.wikipedia.org/wiki/Main_Page
+    generator: str | None = None
+    case: str | None = None
+    schema_version: str | None = None  # "0.10", "0.11" (the root's version attribute)
+    namespaces: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        """Article URL prefix: the main page URL without its title."""
+        if self.base and "/" in self.base:
+            return self.base.rsplit("/", 1)[0] + "/"
+        return DEFAULT_BASE_URL
+
+    @property
+    def file_namespaces(self) -> tuple[str, ...]:
+        """The canonical "File" and "Image" (always valid) plus the local name of ns 6."""
+        names = list(DEFAULT_FILE_NAMESPACES)
+        local = self.namespaces.get(6)
+        if local and local not in names:
+            names.append(local)
+        return tuple(names)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    """Open by content, not by name: bz2 (``BZh``), gzip, or plain bytes."""
+    with open(path, "rb") as f:
+        magic = f.read(3)
+    if magic == b"BZh":
+        return bz2.open(path, "rb")
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _events(path: Path) -> Iterator[tuple[str, ET.Element]]:
+    """(event, element) pairs; ParseError / EOFError / OSError propagate."""
+    parser = ET.XMLPullParser(events=("start", "end"))
+    with _open_binary(path) as f:
+        while True:
+            # read1: one decompressed piece at a time, so the pages before a
+            # truncated bz2 stream are parsed before its EOFError is raised.
+            chunk = f.read1(_CHUNK)
+            if not chunk:
+                break
+            parser.feed(chunk)
+            yield from parser.read_events()
+    parser.close()
+    yield from parser.read_events()
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _page(elem: ET.Element, ns: str) -> DumpPage:
+    title = elem.findtext(ns + "title") or ""
+    revision = elem.find(ns + "revision")
+    text_el = revision.find(ns + "text") if revision is not None else None
+    return DumpPage(
+        title=title,
+        ns=_int(elem.findtext(ns + "ns")) or 0,
+        page_id=_int(elem.findtext(ns + "id")) or 0,
+        revision_id=_int(revision.findtext(ns + "id")) if revision is not None else None,
+        timestamp=revision.findtext(ns + "timestamp") if revision is not None else None,
+        text=(text_el.text or "") if text_el is not None else "",
+        redirect=elem.find(ns + "redirect") is not None,
+    )
+
+
+def _siteinfo(elem: ET.Element, ns: str, version: str | None) -> SiteInfo:
+    info = SiteInfo(
+        sitename=elem.findtext(ns + "sitename"),
+        dbname=elem.findtext(ns + "dbname"),
+        base=elem.findtext(ns + "base"),
+        generator=elem.findtext(ns + "generator"),
+        case=elem.findtext(ns + "case"),
+        schema_version=version,
+    )
+    for n in elem.iter(ns + "namespace"):
+        key = _int(n.get("key"))
+        if key is not None:
+            info.namespaces[key] = (n.text or "").strip()
+    return info
+
+
+def _walk(path: str | os.PathLike, want_siteinfo: bool) -> Iterator[DumpPage | SiteInfo]:
+    """The one streaming loop behind ``iter_pages`` and ``read_siteinfo``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such dump file")
+    root = None
+    ns = ""
+    page_tag = siteinfo_tag = ""
+    last: tuple[str, int] | None = None
+    try:
+        for event, elem in _events(path):
+            if event == "start":
+                if root is None:
+                    root = elem
+                    ns = elem.tag[: elem.tag.index("}") + 1] if elem.tag.startswith("{") else ""
+                    if _local(elem.tag) != "mediawiki":
+                        raise CmiscError(
+                            f"{path}: not a MediaWiki XML export (root <{_local(elem.tag)}>)"
+                        )
+                    page_tag, siteinfo_tag = ns + "page", ns + "siteinfo"
+                elif want_siteinfo and elem.tag == page_tag:
+                    return  # no <siteinfo>: the first page came first
+                continue
+            if elem.tag == page_tag:
+                page = _page(elem, ns)
+                last = (page.title, page.page_id)
+                root.clear()  # drop the finished page: constant memory
+                if not want_siteinfo:
+                    yield page
+            elif elem.tag == siteinfo_tag:
+                if want_siteinfo:
+                    yield _siteinfo(elem, ns, root.get("version"))
+                    return
+                root.clear()
+    except (ET.ParseError, EOFError, OSError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError)):
+            raise
+        where = (
+            f"after page {last[0]!r} (id {last[1]}), the last complete page"
+            if last
+            else "before any complete page"
+        )
+        kind = "ends early" if _is_truncation(e) else "is malformed"
+        raise DumpTruncatedError(
+            f"{path}: the dump {kind} ({e}) {where}",
+            last_title=last[0] if last else None,
+            last_id=last[1] if last else None,
+        ) from e
+
+
+def _is_truncation(e: Exception) -> bool:
+    msg = str(e)
+    return isinstance(e, EOFError) or msg.startswith("no element found") or "unclosed token" in msg
+
+
+def iter_pages(path: str | os.PathLike) -> Iterator[DumpPage]:
+    """Every ``<page>`` of a dump, in order (all namespaces, redirects included)."""
+    yield from _walk(path, want_siteinfo=False)  # type: ignore[misc]
+
+
+def read_siteinfo(path: str | os.PathLike) -> SiteInfo:
+    """The ``<siteinfo>`` of a dump; an empty ``SiteInfo`` (defaults) when absent."""
+    for info in _walk(path, want_siteinfo=True):
+        return info  # type: ignore[return-value]
+    return SiteInfo()
+
+
+def is_article(page: DumpPage) -> bool:
+    """Namespace 0 and not a redirect (element, or the #REDIRECT text of old dumps)."""
+    return page.ns == 0 and not page.redirect and page.text.lstrip()[:9].lower() != "#redirect"
+
+
+def iter_page_shards(path: str | os.PathLike, shard_size: int = 500) -> Iterator[list[DumpPage]]:
+    """Article pages in lists of ``shard_size`` (the unit a Prefect task maps over).
+
+    On a truncated dump, the complete pages read so far are yielded as a last
+    shard before ``DumpTruncatedError`` is raised.
+    """
+    shard: list[DumpPage] = []
+    try:
+        for page in iter_pages(path):
+            if is_article(page):
+                shard.append(page)
+                if len(shard) >= shard_size:
+                    yield shard
+                    shard = []
+    except DumpTruncatedError:
+        if shard:
+            yield shard
+        raise
+    if shard:
+        yield shard
+
+
+# --------------------------------------------------------------------------- pages -> pairs
+
+
+@dataclass
+class _Job:
+    options: WikitextOptions
+    base_url: str
+    dump_date: str | None
+    file_namespaces: tuple[str, ...]
+
+
+def _page_rows(page: DumpPage, job: _Job) -> tuple[list[dict], dict | None]:
+    """Rows of one page, or the reason it was skipped: never raises."""
+    try:
+        rows = wikitext.page_pairs(
+            page.title,
+            page.page_id,
+            page.text,
+            revision_id=page.revision_id,
+            revision_timestamp=page.timestamp,
+            base_url=job.base_url,
+            dump_date=job.dump_date,
+            options=job.options,
+            file_namespaces=job.file_namespaces,
+        )
+        return rows, None
+    except WikitextError as e:
+        reason = str(e)
+    except Exception as e:  # noqa: BLE001 - malformed wikitext never stops a run
+        reason = f"{type(e).__name__}: {e}"
+    return [], {"title": page.title, "page_id": page.page_id, "reason": reason}
+
+
+def pages_to_pairs(
+    pages: Sequence[DumpPage],
+    options: WikitextOptions | None = None,
+    site: SiteInfo | None = None,
+    dump_date: str | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """(rows, skipped pages with reasons) for a shard of article pages."""
+    site = site or SiteInfo()
+    job = _Job(options or WikitextOptions(), site.base_url, dump_date, site.file_namespaces)
+    return _batch_rows(pages, job)
+
+
+def _batch_rows(pages: Sequence[DumpPage], job: _Job) -> tuple[list[dict], list[dict]]:
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    for page in pages:
+        r, skip = _page_rows(page, job)
+        rows.extend(r)
+        if skip:
+            skipped.append(skip)
+    return rows, skipped
+
+
+_WORKER_JOB: _Job | None = None
+
+
+def _init_worker(job: _Job) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _table_batch(pages: list[DumpPage], job: _Job) -> tuple[pa.Table | None, list[dict], int]:
+    """(validated Arrow table or None, skipped pages, pages with pairs) of a batch.
+
+    Built where the parsing ran, so the reading process only writes: an Arrow
+    table crosses the process boundary far cheaper than a list of dicts.
+    """
+    rows, skipped = _batch_rows(pages, job)
+    table = (
+        from_rows(rows, PAIRS, "pairs of pages " + ", ".join(repr(p.title) for p in pages[:3]))
+        if rows
+        else None
+    )
+    return table, skipped, len({r["doc_id"] for r in rows})
+
+
+def _worker_batch(pages: list[DumpPage]) -> tuple[pa.Table | None, list[dict], int]:
+    assert _WORKER_JOB is not None
+    return _table_batch(pages, _WORKER_JOB)
+
+
+class _PairsWriter:
+    """Streams validated row groups into one Parquet file (no full table in memory).
+
+    ``metadata`` known at the start goes into the Arrow schema (what
+    ``schemas.file_metadata`` and ``read_table`` show); what is only known at
+    the end is added at ``close``. When the run is incomplete, the file is
+    copied once, row group by row group, so that ``cmisc.incomplete`` is in the
+    Arrow schema too (a rare case; a complete run pays nothing).
+    """
+
+    def __init__(self, path: Path, metadata: dict[str, str], row_group: int = 512):
+        self.path = path
+        self.schema = PAIRS.with_metadata({**(PAIRS.metadata or {}), **_encode(metadata)})
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
+        self.row_group = row_group
+
+    def add(self, table: pa.Table) -> None:
+        self.buffer.append(table)
+        self.buffered += table.num_rows
+        if self.buffered >= self.row_group:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            table = pa.concat_tables(self.buffer).replace_schema_metadata(self.schema.metadata)
+            self.writer.write_table(table, row_group_size=max(self.buffered, 1))
+            self.buffer, self.buffered = [], 0
+
+    def close(self, metadata: dict[str, str], rewrite: bool) -> None:
+        self.flush()
+        self.writer.add_key_value_metadata(metadata)
+        self.writer.close()
+        if rewrite:
+            schema = self.schema.with_metadata({**self.schema.metadata, **_encode(metadata)})
+            copy = self.path.with_name(self.path.name + ".meta")
+            source = pq.ParquetFile(self.path)
+            with pq.ParquetWriter(copy, schema, compression="zstd") as w:
+                for i in range(source.num_row_groups):
+                    w.write_table(source.read_row_group(i).replace_schema_metadata(schema.metadata))
+            os.replace(copy, self.path)
+
+
+def _encode(metadata: dict[str, str]) -> dict[bytes, bytes]:
+    return {str(k).encode(): str(v).encode() for k, v in metadata.items()}
+
+
+def dump_date_from_name(path: str | os.PathLike) -> str | None:
+    """``simplewiki-20230820-pages-articles.xml.bz2`` -> ``2023-08-20``."""
+    m = re.search(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)", Path(path).name)
+    return f"{m.group(1)}-{m.group(2)}-{m.group(3)}" if m else None
+
+
+def dump_to_pairs(
+    dump: str | os.PathLike,
+    out: str | os.PathLike,
+    options: WikitextOptions | None = None,
+    workers: int = 1,
+    *,
+    dump_date: str | None = None,
+    progress: bool = False,
+    batch_pages: int = 8,
+) -> dict:
+    """Write the pairs of every article of ``dump`` to ``out`` (atomically).
+
+    Returns a summary: pages seen, articles, redirects and non-articles
+    skipped, pages with pairs, pairs, skipped pages (title, id, reason), and
+    ``incomplete`` with ``error`` when the dump was truncated or malformed
+    (the pairs of the complete pages are still written).
+    """
+    from tqdm import tqdm
+
+    options = options or WikitextOptions()
+    dump = Path(dump)
+    try:
+        site = read_siteinfo(dump)
+    except DumpTruncatedError:
+        site = SiteInfo()  # iter_pages below meets the same error and records it
+    dump_date = dump_date or dump_date_from_name(dump)
+    job = _Job(options, site.base_url, dump_date, site.file_namespaces)
+    has_image = wikitext.image_markup_regex(site.file_namespaces, options)
+    summary = {
+        "dump": str(dump),
+        "pages_seen": 0,
+        "articles": 0,
+        "redirects_skipped": 0,
+        "non_articles_skipped": 0,
+        "pages_with_pairs": 0,
+        "pairs": 0,
+        "skipped_pages": [],
+        "incomplete": False,
+        "error": None,
+    }
+    pool = (
+        multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(
+            workers, _init_worker, (job,)
+        )
+        if workers > 1
+        else None
+    )
+    pending: collections.deque = collections.deque()
+    bar = tqdm(unit=" pages", disable=not progress, file=sys.stderr, mininterval=0.5)
+
+    def collect(result: tuple[pa.Table | None, list[dict], int]) -> None:
+        table, skipped, n_pages = result
+        if table is not None:
+            writer.add(table)
+            summary["pairs"] += table.num_rows
+        summary["pages_with_pairs"] += n_pages
+        summary["skipped_pages"].extend(skipped)
+
+    def submit(batch: list[DumpPage]) -> None:
+        if pool is None:
+            collect(_table_batch(batch, job))
+            return
+        pending.append(pool.apply_async(_worker_batch, (batch,)))
+        while len(pending) >= 2 * workers:  # bounded in-flight work: flat memory
+            collect(pending.popleft().get())
+
+    try:
+        with atomic_path(Path(out)) as tmp:
+            writer = _PairsWriter(
+                tmp,
+                {
+                    "cmisc.source": "simplewiki",
+                    "cmisc.dump": dump.name,
+                    "cmisc.dump_date": dump_date or "",
+                },
+            )
+            batch: list[DumpPage] = []
+            try:
+                for page in iter_pages(dump):
+                    summary["pages_seen"] += 1
+                    bar.update(1)
+                    if page.ns != 0:
+                        summary["non_articles_skipped"] += 1
+                    elif not is_article(page):
+                        summary["redirects_skipped"] += 1
+                    else:
+                        summary["articles"] += 1
+                        # No image markup: no pairs, so the parser is not needed.
+                        if has_image.search(page.text):
+                            batch.append(page)
+                            if len(batch) >= batch_pages:
+                                submit(batch)
+                                batch = []
+            except DumpTruncatedError as e:
+                summary["incomplete"] = True
+                summary["error"] = str(e)
+            if batch:
+                submit(batch)
+            while pending:
+                collect(pending.popleft().get())
+            end_meta = {"cmisc.skipped_pages": str(len(summary["skipped_pages"]))}
+            if summary["incomplete"]:
+                end_meta.update(
+                    {"cmisc.incomplete": "true", "cmisc.incomplete_reason": summary["error"]}
+                )
+            writer.close(end_meta, rewrite=summary["incomplete"])
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    return summary
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _load_options(params: str | None) -> WikitextOptions:
+    if params is None:
+        return (
+            load_section(WikitextOptions, "simplewiki")
+            if Path("params.yaml").exists()
+            else WikitextOptions()
+        )
+    return load_section(WikitextOptions, "simplewiki", params)
+
+
+def cli_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="cmisc wiki-pairs",
+        description="MediaWiki XML dump -> pairs Parquet (no network: image columns "
+        "are filled later by `cmisc images`). Exit 0: done; 2: bad input; "
+        "3: the dump was truncated or malformed, the pairs of its complete pages "
+        "were written and marked cmisc.incomplete=true.",
+    )
+    parser.add_argument(
+        "--dump", required=True, help="pages-articles XML dump (.xml, .xml.bz2, .xml.gz)"
+    )
+    parser.add_argument("--out", required=True, help="pairs Parquet file to write")
+    parser.add_argument("--workers", type=int, default=1, help="parser processes (default 1)")
+    parser.add_argument(
+        "--params",
+        default=None,
+        help="params.yaml with a `simplewiki` section "
+        "(default: ./params.yaml when present, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--dump-date", default=None, help="YYYY-MM-DD (default: from the file name)"
+    )
+    parser.add_argument("--summary", default=None, help="also write the JSON summary to this file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        raise CmiscError(f"--workers must be at least 1, got {args.workers}")
+    options = _load_options(args.params)
+    summary = dump_to_pairs(
+        args.dump,
+        args.out,
+        options,
+        workers=args.workers,
+        dump_date=args.dump_date,
+        progress=not args.no_progress,
+    )
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
+    if args.summary:
+        with atomic_path(args.summary) as tmp:
+            Path(tmp).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    for skip in summary["skipped_pages"]:
+        print(
+            f"cmisc wiki-pairs: skipped page {skip['title']!r} (id {skip['page_id']}): {skip['reason']}",
+            file=sys.stderr,
+        )
+    if summary["incomplete"]:
+        print(
+            f"cmisc wiki-pairs: error: {summary['error']} "
+            f"({summary['pairs']} pairs of the complete pages written to {args.out}, "
+            "marked incomplete)",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
+    return 0

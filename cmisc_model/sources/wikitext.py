@@ -1,0 +1,665 @@
+"""Wikitext of one article -> image–text pairs (paper §4.3), with mwparserfromhell.
+
+An article is split into the lead (everything before the first heading) and
+nested sections (``section_path`` = the headings from the top section down).
+Images come from ``[[File:…]]`` / ``[[Image:…]]`` links and the site's localised
+file-namespace names; galleries, infobox ``image=`` parameters and images inside
+tables are options (``WikitextOptions``), off by default as in 2017.
+
+Pairing rule (paper §4.3, the 2017 code's ``preprocessText.py``):
+
+- an image in a section gets its section's own text (``subsection_text`` adds
+  the text of its subsections, in reading order);
+- an image in the lead gets the whole article: the lead block (titles =
+  ``[article title]``, as 2017 did) then one block per section with text,
+  titles = that section's heading path.
+
+Text is cleaned of templates, references, tables, files, categories, comments,
+interlanguage links and galleries, then split with the shared
+``split_sentences``. List items are dropped by default (2017 stored lists but
+never used them as model text); ``include_lists`` keeps each item as sentences.
+
+The 2017 code parsed rendered HTML of the live site; this module parses the
+dump's wikitext instead (departure from 2017: the text is pinned to a revision,
+and lead and section text are cleaned the same way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import mwparserfromhell
+from mwparserfromhell.nodes import (
+    Argument,
+    Comment,
+    ExternalLink,
+    Heading,
+    HTMLEntity,
+    Tag,
+    Template,
+    Text,
+    Wikilink,
+)
+
+from cmisc_model.schemas import make_pair_id, normalise_file_title
+from cmisc_model.sentences import split_sentences
+
+SOURCE = "simplewiki"
+DEFAULT_BASE_URL = "https://simple.wikipedia.org/wiki/"
+COMMONS_UPLOAD = "https://upload.wikimedia.org/wikipedia/commons/"
+DEFAULT_FILE_NAMESPACES = ("File", "Image")
+
+# Characters MediaWiki's wfUrlencode leaves unescaped in titles and file URLs.
+_URL_SAFE = ";@$!*(),/~:"
+
+
+@dataclass
+class WikitextOptions:
+    """The ``simplewiki`` section of params.yaml (defaults equal its values)."""
+
+    # 2017 kept only framed thumbnails ("div.thumb" with a caption box); inline
+    # images in running text (icons, flags, ``[[File:x.svg|20px]]``) are dropped.
+    # Applies to ``[[File:…]]`` links in the text, not to the opt-in kinds below.
+    thumbs_only: bool = True
+    # 2017 also kept thumbnails whose caption box was empty; so do we by default.
+    require_caption: bool = False
+    include_gallery: bool = False  # <gallery> lines (2017: never matched)
+    include_infobox: bool = False  # template parameters image=/caption= (2017: never matched)
+    include_table_images: bool = False  # images inside wikitables (2017: never matched)
+    # Departure from 2017 made optional (original_impl.md §11.8): a section
+    # image may also see its subsections' text. Off = 2017 behaviour.
+    subsection_text: bool = False
+    include_lists: bool = False  # list items as sentences (2017: dropped)
+    # A pair needs at least this many sentences of text (2017 downloaded a
+    # section image only when its section had paragraph text).
+    min_sentences: int = 1
+    # 2017 accepted jpg, png, gif and svg (jpeg is the same format); audio,
+    # video, pdf, djvu and tif were rejected.
+    image_extensions: list[str] = field(
+        default_factory=lambda: ["jpg", "jpeg", "png", "gif", "svg"]
+    )
+    # Sections that are not article prose. Departure from 2017, which removed
+    # only a last "References" section: the others are link lists or empty.
+    drop_sections: list[str] = field(
+        default_factory=lambda: [
+            "References",
+            "Notes",
+            "Footnotes",
+            "Sources",
+            "Related pages",
+            "See also",
+            "Other websites",
+            "External links",
+            "Further reading",
+        ]
+    )
+
+
+class WikitextError(ValueError):
+    """The wikitext of one page could not be turned into pairs."""
+
+
+# --------------------------------------------------------------------------- names and URLs
+
+
+def commons_url(file_name: str) -> str:
+    """Original-file URL on Wikimedia Commons (data_sources.md §3.3).
+
+    Assumes the file lives on Commons, as almost every Simple English Wikipedia
+    image does; a file uploaded to the wiki itself lives under
+    ``/wikipedia/simple/`` instead, which only the API (``imagerepository``) tells.
+    """
+    name = normalise_file_title("File:" + file_name)
+    h = hashlib.md5(name.encode("utf-8")).hexdigest()
+    return f"{COMMONS_UPLOAD}{h[0]}/{h[:2]}/{quote(name, safe=_URL_SAFE)}"
+
+
+def article_url(title: str, base_url: str = DEFAULT_BASE_URL) -> str:
+    return base_url + quote(title.strip().replace(" ", "_"), safe=_URL_SAFE)
+
+
+def file_namespace_regex(file_namespaces: Iterable[str]) -> re.Pattern:
+    """``^\\s*(File|Image|…)\\s*:\\s*(name)`` — namespace names are case-insensitive
+    and treat spaces and underscores alike, as MediaWiki does."""
+    names = sorted({n.strip() for n in file_namespaces if n and n.strip()}, key=len, reverse=True)
+    alts = "|".join(r"[ _]+".join(re.escape(w) for w in re.split(r"[ _]+", n)) for n in names)
+    return re.compile(rf"^\s*(?:{alts})\s*:\s*(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def image_markup_regex(file_namespaces: Iterable[str], options: WikitextOptions) -> re.Pattern:
+    """A cheap test whether a page can hold an image at all (skips the parser)."""
+    names = [n.strip() for n in file_namespaces if n and n.strip()]
+    alts = "|".join(r"[ _]*".join(re.escape(w) for w in re.split(r"[ _]+", n)) for n in names)
+    parts = [rf"\[\[\s*(?:{alts})\s*:"]
+    if options.include_gallery:
+        parts.append(r"<gallery")
+    if options.include_infobox:
+        parts.append(r"\|\s*(?:image|photo|img|picture)\w*\s*=")
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- plain text
+
+_LIST = "\x1e"  # marks a list item at the start of a line in rendered text
+_LIST_MARKUP = {"*", "#", ":", ";"}
+# Tags whose content is never prose.
+_DROP_TAGS = {
+    "ref",
+    "references",
+    "gallery",
+    "math",
+    "chem",
+    "ce",
+    "score",
+    "timeline",
+    "imagemap",
+    "syntaxhighlight",
+    "source",
+    "mapframe",
+    "maplink",
+    "graph",
+    "templatestyles",
+    "hiero",
+    "inputbox",
+    "categorytree",
+    "table",
+    "noinclude",
+    "templatedata",
+    "indicator",
+    "section",
+}
+_INTERLANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]+)*\s*:", re.IGNORECASE)
+_CATEGORY = re.compile(r"^\s*category\s*:", re.IGNORECASE)
+_MEDIA = re.compile(r"^\s*media\s*:", re.IGNORECASE)
+_STYLE_QUOTES = re.compile(r"'{2,}")
+_MAGIC_WORDS = re.compile(r"__[A-Z]+__")
+_EMPTY_BRACKETS = re.compile(r"\(\s*[,;:]?\s*\)")
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.;:!?])")
+
+
+class _Context:
+    def __init__(self, file_re: re.Pattern, category_re: re.Pattern = _CATEGORY):
+        self.file_re = file_re
+        self.category_re = category_re
+
+
+def _render(nodes: Iterable, ctx: _Context, out: list[str]) -> None:
+    """Append the reader-visible text of wikitext nodes to ``out``."""
+    for node in nodes:
+        if isinstance(node, Text):
+            out.append(node.value)
+        elif isinstance(node, Wikilink):
+            title = str(node.title)
+            stripped = title.strip()
+            if stripped.startswith(":"):  # [[:File:x]] / [[:Category:y]]: a plain link
+                if node.text is not None:
+                    _render(node.text.nodes, ctx, out)
+                else:
+                    out.append(stripped[1:])
+            elif ctx.file_re.match(stripped) or ctx.category_re.match(stripped):
+                continue  # embedded files are handled as images; categories are metadata
+            elif (
+                node.text is None and _INTERLANGUAGE.match(stripped) and not _MEDIA.match(stripped)
+            ):
+                continue  # [[fr:Art]]: an interlanguage link, not displayed
+            elif node.text is not None:
+                label: list[str] = []
+                _render(node.text.nodes, ctx, label)
+                if "".join(label).strip():
+                    out.extend(label)
+                else:  # the label was only a template ([[X|{{nowrap|…}}]]): show the target
+                    out.append(stripped.split("#")[0])
+            else:
+                out.append(stripped.lstrip("#"))
+        elif isinstance(node, Tag):
+            tag = str(node.tag).strip().lower()
+            if node.wiki_markup in _LIST_MARKUP and tag in ("li", "dt", "dd"):
+                out.append(_LIST)
+            elif tag in _DROP_TAGS:
+                continue
+            elif tag == "br":
+                out.append(" ")
+            elif tag == "hr":
+                out.append("\n\n")
+            elif tag in ("p", "div", "blockquote", "poem", "center"):
+                out.append("\n\n")
+                if node.contents is not None:
+                    _render(node.contents.nodes, ctx, out)
+                out.append("\n\n")
+            elif node.contents is not None:
+                _render(node.contents.nodes, ctx, out)
+        elif isinstance(node, HTMLEntity):
+            out.append(node.normalize())
+        elif isinstance(node, ExternalLink):
+            if node.brackets and node.title is not None:
+                _render(node.title.nodes, ctx, out)
+        elif isinstance(node, Heading):
+            out.append("\n\n")
+            _render(node.title.nodes, ctx, out)
+            out.append("\n\n")
+        elif isinstance(node, (Template, Comment, Argument)):
+            continue
+        else:
+            out.append(str(node))
+
+
+def _tidy(text: str) -> str:
+    text = _STYLE_QUOTES.sub("", text)
+    text = _MAGIC_WORDS.sub("", text)
+    text = text.replace("\xa0", " ")
+    text = _EMPTY_BRACKETS.sub("", text)
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+
+
+def plain_text(nodes: Iterable, ctx: _Context) -> str:
+    """One line of plain text (captions, headings, alt text)."""
+    out: list[str] = []
+    _render(nodes, ctx, out)
+    return " ".join(_tidy("".join(out)).replace(_LIST, " ").split())
+
+
+def text_sentences(nodes: Iterable, ctx: _Context, include_lists: bool) -> list[str]:
+    """Sentences of a run of nodes: paragraphs split on blank lines and list items."""
+    out: list[str] = []
+    _render(nodes, ctx, out)
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in _tidy("".join(out)).split("\n"):
+        if line.startswith(_LIST):
+            if current:
+                paragraphs.append("\n".join(current))
+                current = []
+            if include_lists:
+                item = line.lstrip(_LIST).strip()
+                if item:
+                    paragraphs.append(item)
+        elif line.strip():
+            current.append(line)
+        elif current:
+            paragraphs.append("\n".join(current))
+            current = []
+    if current:
+        paragraphs.append("\n".join(current))
+    sentences = []
+    for p in paragraphs:
+        sentences.extend(s for s in split_sentences(p) if any(c.isalnum() for c in s))
+    return sentences
+
+
+# --------------------------------------------------------------------------- images
+
+_OPTION_WORDS = {
+    "thumb",
+    "thumbnail",
+    "frame",
+    "framed",
+    "frameless",
+    "border",
+    "left",
+    "right",
+    "center",
+    "centre",
+    "none",
+    "upright",
+    "baseline",
+    "sub",
+    "super",
+    "top",
+    "text-top",
+    "middle",
+    "bottom",
+    "text-bottom",
+}
+_OPTION_KEYS = {"link", "alt", "page", "class", "lang", "upright", "thumb", "thumbnail", "frame"}
+_FRAMED = {"thumb", "thumbnail", "frame", "framed"}
+_SIZE = re.compile(r"^\d*\s*(?:x\s*\d+\s*)?px$", re.IGNORECASE)
+_KEY_VALUE = re.compile(r"^\s*([a-z]+)\s*=(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass
+class _Image:
+    written: str  # the title as written, e.g. "File:Colorful spring garden.jpg"
+    name: str  # without namespace
+    caption: str
+    alt: str | None
+    framed: bool
+    kind: str  # link | gallery | infobox | table
+
+
+def _segments(nodes: Sequence) -> list[list]:
+    """Split a link's text on the top-level ``|`` (mwparserfromhell does not)."""
+    segs: list[list] = [[]]
+    for node in nodes:
+        # A free URL (``link=https://…``) swallows the following ``|option``s.
+        value = node.value if isinstance(node, Text) else None
+        if isinstance(node, ExternalLink) and not node.brackets and "|" in str(node):
+            value = str(node)
+        if value is not None and "|" in value:
+            pieces = value.split("|")
+            if pieces[0]:
+                segs[-1].append(Text(pieces[0]))
+            for piece in pieces[1:]:
+                segs.append([Text(piece)] if piece else [])
+        else:
+            segs[-1].append(node)
+    return segs
+
+
+def _parse_options(segments: list[list], ctx: _Context) -> tuple[str, str | None, bool]:
+    """(caption, alt, framed) from the ``|``-separated parts after the file name."""
+    caption_nodes: list | None = None
+    alt = None
+    framed = False
+    for seg in segments:
+        raw = "".join(str(n) for n in seg).strip()
+        low = raw.lower()
+        if low in _OPTION_WORDS or _SIZE.match(low):
+            framed |= low in _FRAMED
+            continue
+        if low.startswith("upright"):
+            continue
+        kv = _KEY_VALUE.match(raw)
+        if kv and kv.group(1).lower() in _OPTION_KEYS:
+            key = kv.group(1).lower()
+            framed |= key in _FRAMED
+            if key == "alt":
+                alt = plain_text(
+                    mwparserfromhell.parse(kv.group(2), skip_style_tags=True).nodes, ctx
+                )
+            continue
+        caption_nodes = seg  # MediaWiki uses the last part that is not an option
+    caption = plain_text(caption_nodes, ctx) if caption_nodes else ""
+    return caption, alt, framed
+
+
+def _link_image(link: Wikilink, name: str, ctx: _Context, kind: str) -> _Image:
+    segs = _segments(link.text.nodes) if link.text is not None else []
+    caption, alt, framed = _parse_options(segs, ctx)
+    return _Image(str(link.title).strip(), name, caption, alt, framed, kind)
+
+
+def _gallery_images(tag: Tag, ctx: _Context) -> list[_Image]:
+    images = []
+    for line in str(tag.contents or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        written, _, rest = line.partition("|")
+        m = ctx.file_re.match(written)
+        name = m.group(1) if m else written.strip()  # the File: prefix is optional here
+        if "." not in name:
+            continue
+        segs = _segments(mwparserfromhell.parse(rest, skip_style_tags=True).nodes) if rest else []
+        caption, alt, _ = _parse_options(segs, ctx)
+        images.append(_Image(written.strip(), name, caption, alt, True, "gallery"))
+    return images
+
+
+_INFOBOX_IMAGE = re.compile(r"^(?:image|photo|img|picture)(\d*)$|^image_?name$")
+_INFOBOX_CAPTION = re.compile(r"^(?:image_?)?caption(\d*)$|^image caption$")
+
+
+def _infobox_images(template: Template, ctx: _Context) -> list[_Image]:
+    """``| image = Name.jpg`` (or a whole ``[[File:…]]``) with ``| caption = …``."""
+    captions: dict[str, str] = {}
+    found: list[tuple[str, _Image]] = []
+    for param in template.params:
+        pname = str(param.name).strip().lower()
+        cm = _INFOBOX_CAPTION.match(pname)
+        if cm:
+            captions[cm.group(1) or ""] = plain_text(param.value.nodes, ctx)
+            continue
+        im = _INFOBOX_IMAGE.match(pname)
+        if not im:
+            continue
+        links = [n for n in param.value.nodes if isinstance(n, Wikilink)]
+        fm = ctx.file_re.match(str(links[0].title)) if links else None
+        if fm:
+            found.append((im.group(1) or "", _link_image(links[0], fm.group(1), ctx, "infobox")))
+            continue
+        value = "".join(str(n) for n in param.value.nodes if isinstance(n, Text)).strip()
+        fm = ctx.file_re.match(value)
+        name = fm.group(1) if fm else value
+        if name and "." in name:
+            found.append((im.group(1) or "", _Image(value, name, "", None, True, "infobox")))
+    for suffix, img in found:
+        if not img.caption and suffix in captions:
+            img.caption = captions[suffix]
+    return [img for _, img in found]
+
+
+def _find_images(
+    nodes: Iterable, ctx: _Context, options: WikitextOptions, in_table=False
+) -> list[_Image]:
+    images: list[_Image] = []
+    for node in nodes:
+        if isinstance(node, Wikilink):
+            m = ctx.file_re.match(str(node.title))
+            if m and not str(node.title).strip().startswith(":"):
+                images.append(_link_image(node, m.group(1), ctx, "table" if in_table else "link"))
+        elif isinstance(node, Tag):
+            tag = str(node.tag).strip().lower()
+            if tag == "gallery":
+                if options.include_gallery:
+                    images.extend(_gallery_images(node, ctx))
+            elif tag == "table":
+                if options.include_table_images and node.contents is not None:
+                    images.extend(_find_images(node.contents.nodes, ctx, options, True))
+            elif tag in _DROP_TAGS:
+                continue
+            elif node.contents is not None:
+                images.extend(_find_images(node.contents.nodes, ctx, options, in_table))
+        elif isinstance(node, Template) and options.include_infobox:
+            images.extend(_infobox_images(node, ctx))
+    return images
+
+
+def _keep(img: _Image, options: WikitextOptions) -> bool:
+    ext = img.name.rsplit(".", 1)[-1].lower() if "." in img.name else ""
+    if ext not in {e.lower().lstrip(".") for e in options.image_extensions}:
+        return False  # audio, video, pdf, djvu…: not an image
+    if options.thumbs_only and img.kind == "link" and not img.framed:
+        return False
+    return not (options.require_caption and not img.caption)
+
+
+# --------------------------------------------------------------------------- pre-stripping
+
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_REF_SELF = re.compile(r"<ref(?:\s[^<>]*)?/>", re.IGNORECASE)
+# <ref …>…</ref>, never across another <ref (an unclosed ref is left to the parser).
+_REF = re.compile(r"<ref(?:\s[^<>]*)?>[^<]*(?:<(?!/?ref[\s>/])[^<]*)*</ref\s*>", re.IGNORECASE)
+_INNER_TEMPLATE = re.compile(r"\{\{(?!\{)[^{}]*\}\}")
+
+
+def _strip_tables(text: str) -> str:
+    """Drop ``{| … |}`` tables (line-based, nested); an unclosed one is left as is."""
+    if "{|" not in text:
+        return text
+    out: list[str] = []
+    depth = 0
+    for line in text.split("\n"):
+        s = line.lstrip()
+        if s.startswith("{|"):
+            depth += 1
+        elif depth:
+            if s.startswith("|}"):
+                depth -= 1
+        else:
+            out.append(line)
+    return text if depth else "\n".join(out)
+
+
+def prestrip(wikitext: str, keep_templates: bool, keep_tables: bool = True) -> str:
+    """Remove, before parsing, markup whose content is discarded anyway.
+
+    mwparserfromhell's tree builder is pure Python and spends most of its time
+    on references and templates (citation templates, infoboxes), which the
+    text cleaner drops. Comments, ``<ref>`` elements and — unless infobox
+    images are wanted — templates are cut here with regular expressions,
+    innermost templates first; anything irregular (a stray brace, an unclosed
+    ref) is left in place for the parser, so the result is the same, faster.
+    Tables go too when their images are not wanted (their text never is).
+    """
+    text = _COMMENT.sub("", wikitext)
+    text = _REF_SELF.sub("", text)
+    text = _REF.sub("", text)
+    if not keep_templates:
+        for _ in range(8):  # nesting depth; deeper leftovers go to the parser
+            text, n = _INNER_TEMPLATE.subn("", text)
+            if not n:
+                break
+        if not keep_tables:  # only once templates are gone: a table inside one stays whole
+            text = _strip_tables(text)
+    return text
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class Section:
+    path: list[str]  # [] for the lead
+    sentences: list[str]
+    images: list[_Image]
+    dropped: bool = False
+
+
+def split_sections(
+    wikitext: str, title: str, ctx: _Context, options: WikitextOptions
+) -> list[Section]:
+    """Lead + sections in reading order, each with its own sentences and images."""
+    text = prestrip(
+        wikitext, keep_templates=options.include_infobox, keep_tables=options.include_table_images
+    )
+    code = mwparserfromhell.parse(text, skip_style_tags=True)
+    groups: list[tuple[list[str], list]] = [([], [])]
+    stack: list[tuple[int, str]] = []
+    for node in code.nodes:
+        if isinstance(node, Heading):
+            heading = plain_text(node.title.nodes, ctx)
+            while stack and stack[-1][0] >= node.level:
+                stack.pop()
+            stack.append((node.level, heading))
+            groups.append(([h for _, h in stack], []))
+        else:
+            groups[-1][1].append(node)
+    drop = {d.strip().lower() for d in options.drop_sections}
+    sections = []
+    for path, nodes in groups:
+        dropped = any(h.lower() in drop for h in path)
+        if dropped:
+            sections.append(Section(path, [], [], True))
+            continue
+        sentences = text_sentences(nodes, ctx, options.include_lists)
+        images = [img for img in _find_images(nodes, ctx, options) if _keep(img, options)]
+        sections.append(Section(path, sentences, images))
+    return sections
+
+
+def _block(titles: list[str], sentences: list[str]) -> dict:
+    return {"titles": list(titles), "sentences": list(sentences)}
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def page_pairs(
+    title: str,
+    page_id: int | str,
+    wikitext: str,
+    *,
+    revision_id: int | None = None,
+    revision_timestamp: str | None = None,
+    base_url: str = DEFAULT_BASE_URL,
+    dump_date: str | None = None,
+    options: WikitextOptions | None = None,
+    file_namespaces: Sequence[str] = DEFAULT_FILE_NAMESPACES,
+) -> list[dict]:
+    """PAIRS rows (dicts with every column) for one article's wikitext.
+
+    Raises ``WikitextError`` (naming the page) when the wikitext cannot be parsed;
+    ``dump_to_pairs`` turns that into a skipped page, never a stopped run.
+    """
+    options = options or WikitextOptions()
+    if not isinstance(wikitext, str):
+        raise WikitextError(
+            f"page {title!r} (id {page_id}): wikitext is {type(wikitext).__name__}, not text"
+        )
+    ctx = _Context(file_namespace_regex(list(file_namespaces) + list(DEFAULT_FILE_NAMESPACES)))
+    try:
+        sections = split_sections(wikitext, title, ctx, options)
+    except RecursionError as e:
+        raise WikitextError(f"page {title!r} (id {page_id}): wikitext nested too deeply") from e
+    except Exception as e:  # mwparserfromhell's ParserError and its internal bugs
+        raise WikitextError(f"page {title!r} (id {page_id}): {type(e).__name__}: {e}") from e
+
+    doc_id = str(page_id)
+    url = article_url(title, base_url)
+    lead_titles = [title]
+    # The whole article, for lead images: sections with text, in reading order.
+    whole = []
+    for i, sec in enumerate(sections):
+        if sec.sentences and not sec.dropped:
+            whole.append(_block(lead_titles if i == 0 else sec.path, sec.sentences))
+
+    rows: list[dict] = []
+    uses: dict[str, int] = {}
+    for i, sec in enumerate(sections):
+        if not sec.images:
+            continue
+        if i == 0:
+            blocks = whole
+        else:
+            blocks = [_block(sec.path, sec.sentences)] if sec.sentences else []
+            if options.subsection_text:
+                depth = len(sec.path)
+                for sub in sections[i + 1 :]:
+                    if len(sub.path) <= depth or sub.path[:depth] != sec.path:
+                        break
+                    if sub.sentences and not sub.dropped:
+                        blocks.append(_block(sub.path, sub.sentences))
+        if sum(len(b["sentences"]) for b in blocks) < max(options.min_sentences, 0):
+            continue
+        for img in sec.images:
+            key = normalise_file_title("File:" + img.name)
+            uses[key] = uses.get(key, 0) + 1
+            image_key = key if uses[key] == 1 else f"{key}#{uses[key]}"
+            rows.append(
+                {
+                    "pair_id": make_pair_id(SOURCE, doc_id, image_key),
+                    "source": SOURCE,
+                    "doc_id": doc_id,
+                    "doc_title": title,
+                    "revision_id": revision_id,
+                    "revision_timestamp": revision_timestamp,
+                    "url": url,
+                    "position": "lead" if i == 0 else "section",
+                    "section_path": list(sec.path),
+                    "text_blocks": [dict(b) for b in blocks],
+                    "caption": img.caption,
+                    "alt": img.alt,
+                    "image_title": img.written,
+                    "image_url": commons_url(img.name),
+                    "image_sha256": None,
+                    "image_path": None,
+                    "image_width": None,
+                    "image_height": None,
+                    "image_format": None,
+                    "image_status": "missing",  # the image step fills it
+                    "licence": None,
+                    "attribution": None,
+                    "retrieved_at": None,
+                    "dump_date": dump_date,
+                }
+            )
+    return rows
+
+
+def options_dict(options: WikitextOptions) -> dict:
+    return dataclasses.asdict(options)
