@@ -1,0 +1,179 @@
+"""The scheduled refresh: the flow against a fake MediaWiki API serving the
+sample world, and (slow) a real Prefect server with the served deployment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cmisc_model import schemas as S
+from cmisc_model.sources.wiki_dump import is_article, iter_pages
+from tests.conftest import REPO
+from tests.fake_mediawiki import FakePage, FakeWiki
+
+UA = "cmisc-tests/0.1 (https://example.org/cmisc; tests@example.org)"
+
+
+def fake_world(world: Path) -> FakeWiki:
+    """The sample world's articles and image files behind a fake api.php."""
+    dump = world / "simplewiki" / "simplewiki-sample-pages-articles.xml.bz2"
+    pages = [FakePage(p.title, p.text, page_id=p.page_id, revision_id=p.revision_id)
+             for p in iter_pages(dump) if is_article(p)]
+    images = {f.name: f.read_bytes() for f in (world / "simplewiki" / "images").rglob("*") if f.is_file()}
+    return FakeWiki(pages, images=images)
+
+
+def write_params(tmp: Path) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["scrape"].update(rate_per_s=100.0, allowed_hosts=["127.0.0.1"], user_agent=UA)
+    params["images"].update(allowed_hosts=["127.0.0.1"], rate_per_s=100.0)
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def content_requests(wiki: FakeWiki) -> list[str]:
+    """Page ids or titles whose wikitext was fetched."""
+    out = []
+    for r in wiki.api_requests():
+        if "content" in r.params.get("rvprop", ""):
+            out += (r.params.get("pageids") or r.params.get("titles") or "").split("|")
+    return out
+
+
+@pytest.mark.usefixtures("prefect")
+def test_refresh_fetches_only_changed_pages(tiny_world, tmp_path):
+    from flows.refresh import simplewiki_refresh
+
+    params = write_params(tmp_path)
+    out, store = tmp_path / "pairs.parquet", tmp_path / "store"
+    wiki = fake_world(tiny_world)
+    with wiki:
+        first = simplewiki_refresh(str(out), str(store), all_pages=True, endpoint=wiki.endpoint, params=str(params))
+        n_pages = first["pages_listed"]
+        assert first["pages_fetched"] == n_pages and first["pairs"] > 0
+        assert first["images"]["ok"] == first["pairs"]
+        before = S.read_table(out, S.PAIRS).to_pylist()
+
+        page = next(p for p in wiki.pages if "[[File:" in p.wikitext)
+        head, sep, rest = page.wikitext.partition("\n==")  # a new last sentence of the lead
+        wiki.edit(page.title, head + "\nA new closing sentence about the article.\n" + sep + rest)
+        wiki.reset_log()
+        second = simplewiki_refresh(str(out), str(store), all_pages=True, endpoint=wiki.endpoint, params=str(params))
+        assert second["pages_fetched"] == 1 and second["pages_unchanged"] == n_pages - 1
+        assert content_requests(wiki) == [str(page.page_id)]
+    after = S.read_table(out, S.PAIRS).to_pylist()
+    assert len(after) == len(before)
+    changed = [r for r in after if r["doc_id"] == str(page.page_id)]
+    leads = [r for r in changed if r["position"] == "lead"]
+    assert leads and all("A new closing sentence about the article." in
+                         [s for b in r["text_blocks"] for s in b["sentences"]] for r in leads)
+    untouched = {r["pair_id"]: r for r in before if r["doc_id"] != str(page.page_id)}
+    assert all(untouched[r["pair_id"]] == r for r in after if r["pair_id"] in untouched)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    import requests
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if requests.get(url + "/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"prefect server at {url} not healthy after {timeout} s")
+
+
+def _run_deployment(env: dict) -> str:
+    # The serve process registers the deployment a few seconds after it starts.
+    code = (
+        "import time\n"
+        "from prefect.client.orchestration import get_client\n"
+        "from prefect.deployments import run_deployment\n"
+        "from prefect.exceptions import ObjectNotFound\n"
+        "name = 'simplewiki-refresh/weekly-test'\n"
+        "with get_client(sync_client=True) as c:\n"
+        "    for _ in range(120):\n"
+        "        try:\n"
+        "            c.read_deployment_by_name(name); break\n"
+        "        except ObjectNotFound:\n"
+        "            time.sleep(1)\n"
+        "r = run_deployment(name, timeout=300)\n"
+        "print(r.state.type.value)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=360)
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_served_deployment_on_a_real_prefect_server(tiny_world, tmp_path):
+    """prefect server start -> python -m flows.serve -> two triggered runs."""
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
+           "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false", "PYTHONPATH": str(REPO)}
+    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    params = write_params(tmp_path)
+    out, store = tmp_path / "pairs.parquet", tmp_path / "store"
+    prefect_bin = str(Path(sys.executable).parent / "prefect")
+    server = subprocess.Popen([prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    served = None
+    wiki = fake_world(tiny_world)
+    try:
+        _wait_healthy(api, server, 240)
+        with wiki:
+            served = subprocess.Popen(
+                [sys.executable, "-m", "flows.serve", "--name", "weekly-test", "--out", str(out), "--store", str(store),
+                 "--endpoint", wiki.endpoint, "--user-agent", UA, "--params", str(params)],
+                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            state = _run_deployment(env)
+            assert state == "COMPLETED", state
+            first = S.read_table(out, S.PAIRS)
+            assert first.num_rows > 0 and set(first.column("image_status").to_pylist()) == {"ok"}
+
+            page = next(p for p in wiki.pages if "[[File:" in p.wikitext)
+            wiki.edit(page.title, page.wikitext + "\n\nOne more sentence.")
+            wiki.reset_log()
+            state = _run_deployment(env)
+            assert state == "COMPLETED", state
+            assert content_requests(wiki) == [str(page.page_id)]
+            assert S.read_table(out, S.PAIRS).num_rows == first.num_rows
+    finally:
+        for proc in (served, server):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def test_prefect_yaml_declares_the_weekly_deployment():
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    (dep,) = spec["deployments"]
+    assert dep["entrypoint"] == "flows/refresh.py:simplewiki_refresh"
+    assert dep["schedules"][0]["cron"] == "0 3 * * 1"
+    from prefect.flows import load_flow_from_entrypoint
+
+    flow = load_flow_from_entrypoint(str(REPO / dep["entrypoint"]))
+    assert flow.name == "simplewiki-refresh"
+    assert set(dep["parameters"]) <= set(flow.parameters.properties)
