@@ -194,6 +194,16 @@ def split_labelled(rows: list[dict], seed: int, cfg: LabelledSplitConfig) -> lis
     return sorted(out, key=lambda r: r["pair_id"])
 
 
+def repeat_split(rows: list[dict], seed: int, repeat: int, cfg: LabelledSplitConfig) -> list[dict]:
+    """The labelled split of evaluation repeat ``repeat``: repeat 0 is the
+    split stored by the corpus stage; repeat k > 0 re-splits with seed + k, so
+    results can be reported as mean ± sd over K splits (a 92-item test set
+    swings by ±10 points between splits)."""
+    if repeat == 0:
+        return sorted(rows, key=lambda r: r["pair_id"])
+    return split_labelled([{k: v for k, v in r.items() if k != "split"} for r in rows], seed + repeat, cfg)
+
+
 def label_distribution(rows: list[dict]) -> dict:
     """Counts per CMI and SC level (paper Tables 1 and 2), overall and per source."""
 

@@ -9,7 +9,8 @@ One schema per artifact (design.md, "Data flow"):
                   self-contained so the classifier needs no join at training time;
 - ``VOCAB``       token, id, count (0 = pad, 1 = unknown, then by frequency);
 - ``WORD2VEC``    token, id, 300-d vector;
-- ``EMBEDDINGS``  one 2400-d article embedding per pair.
+- ``EMBEDDINGS``  one 2400-d article embedding per pair;
+- ``PREDICTIONS`` one row per (system, repeat, scored pair): true and predicted classes.
 
 ``read_table`` validates a Parquet file against a schema and names the file,
 the column and (for values) the row that is wrong. ``write_table`` is atomic:
@@ -177,6 +178,25 @@ EMBEDDINGS = pa.schema(
     metadata={"cmisc.schema": "embeddings/1"},
 )
 
+N_CLASSES = 5
+
+PREDICTIONS = pa.schema(
+    [
+        pa.field("system", pa.string(), nullable=False),  # classifier, classifier_no_ae, svm, most_frequent
+        pa.field("repeat", pa.int32(), nullable=False),  # which labelled split (0 = the corpus stage's)
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("split", pa.string(), nullable=False),  # the split the row was scored on: val or test
+        pa.field("cmi_true", pa.int8(), nullable=False),  # classes 0..4
+        pa.field("sc_true", pa.int8(), nullable=False),
+        pa.field("cmi_pred", pa.int8(), nullable=False),
+        pa.field("sc_pred", pa.int8(), nullable=False),
+        pa.field("cmi_prob", pa.list_(pa.float32(), N_CLASSES)),  # null where a system has no probabilities
+        pa.field("sc_prob", pa.list_(pa.float32(), N_CLASSES)),
+    ],
+    metadata={"cmisc.schema": "predictions/1"},
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "pairs": PAIRS,
     "corpus": CORPUS,
@@ -185,6 +205,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "vocab": VOCAB,
     "word2vec": WORD2VEC,
     "embeddings": EMBEDDINGS,
+    "predictions": PREDICTIONS,
 }
 
 
