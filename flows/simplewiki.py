@@ -24,7 +24,13 @@ from prefect import flow
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
 from cmisc_model.images import ImagesConfig, merge_summaries
-from cmisc_model.sources.wiki_dump import DumpTruncatedError, dump_date_from_name, iter_page_shards, read_siteinfo
+from cmisc_model.sources.wiki_dump import (
+    DumpTruncatedError,
+    SiteInfo,
+    dump_date_from_name,
+    iter_page_shards,
+    read_siteinfo,
+)
 from cmisc_model.sources.wikitext import WikitextOptions
 from flows.common import Progress, run_cli, summary_table, task_runner
 from tasks.images import store_images_shard
@@ -47,7 +53,10 @@ def simplewiki_pairs(
 ) -> dict:
     options = load_section(WikitextOptions, "simplewiki", params)
     images_cfg = load_section(ImagesConfig, "images", params)
-    site = read_siteinfo(dump)
+    try:
+        site = read_siteinfo(dump)
+    except DumpTruncatedError:
+        site = SiteInfo()  # broken before </siteinfo> ends: the default namespaces; the pages loop reports it
     dump_date = dump_date_from_name(dump)
     progress = Progress(f"Parsing {Path(dump).name}")
 
