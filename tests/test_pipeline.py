@@ -1,0 +1,114 @@
+"""The whole DVC pipeline end to end on the tiny sample world, in a copy of the repository.
+
+What a user does: `dvc repro`; a second `dvc repro` changes nothing; `dvc push`
+to a remote, lose the cache and the outputs, `dvc pull` brings every output
+back; `dvc exp run -S key=value` records an experiment that `dvc exp show`
+lists and `dvc metrics diff` compares.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def sh(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done.stdout + done.stderr
+
+
+def outputs(repo: Path) -> dict[str, str]:
+    """Every stage output named in dvc.lock -> its md5."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {o["path"]: o["md5"] for stage in lock["stages"].values() for o in stage.get("outs", [])}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A fresh git + DVC project: the tracked files of this repository, the tiny world."""
+    repo = tmp_path_factory.mktemp("project")
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if f == "dvc.lock" or f.startswith("data/") or f.startswith("reports/"):
+            continue  # outputs are produced, not copied
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, repo / f)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["sample"]["size"] = "tiny"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "cmisc test", "GIT_AUTHOR_EMAIL": "test@example.org",
+        "GIT_COMMITTER_NAME": "cmisc test", "GIT_COMMITTER_EMAIL": "test@example.org",
+        "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0",
+    }
+    env.pop("PREFECT_API_URL", None)
+    sh(["git", "init", "-q", "-b", "main"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "project"], repo, env)
+    return repo, env
+
+
+def test_repro_push_pull_and_experiments(project, tmp_path):
+    repo, env = project
+    dvc = str(BIN / "dvc")
+
+    sh([dvc, "repro"], repo, env, timeout=1500)
+    outs = outputs(repo)
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    assert set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"]) == set(stages)
+    for path in outs:
+        assert (repo / path).exists(), path
+    summary = json.loads((repo / "data/corpus/summary.json").read_text())
+    assert summary["labelled"] > 0 and summary["image_status"] == {"ok": summary["pairs"]}
+
+    # A second repro has nothing to do.
+    again = sh([dvc, "repro"], repo, env)
+    assert "Running stage" not in again
+    assert "up to date" in sh([dvc, "status"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "repro"], repo, env)
+
+    # Push, lose cache and outputs, pull: every output comes back identical.
+    remote = tmp_path / "remote"
+    sh([dvc, "remote", "add", "-d", "local", str(remote)], repo, env)
+    sh([dvc, "push"], repo, env)
+    shutil.rmtree(repo / ".dvc" / "cache")
+    in_git = set(sh(["git", "ls-files"], repo, env).split())
+    for path in outs:
+        if path in in_git:
+            continue  # metrics kept in git (cache: false) travel with git, not with dvc push
+        p = repo / path
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    sh([dvc, "pull"], repo, env)
+    assert outputs(repo) == outs
+    for path in outs:
+        assert (repo / path).exists(), f"{path} not restored by dvc pull"
+    assert "up to date" in sh([dvc, "status"], repo, env)
+
+    # An experiment with one param changed is listed and compared.
+    sh([dvc, "exp", "run", "-n", "mincount2", "-S", "vocab.min_count=2"], repo, env, timeout=1500)
+    shown = json.loads(subprocess.run([dvc, "exp", "show", "--json"], cwd=repo, env=env, capture_output=True,
+                                      text=True, check=True).stdout)
+    names = [e.get("name") for rev in shown for e in (rev.get("experiments") or []) for e in (e.get("revs") or [])]
+    assert "mincount2" in names, names
+    diff = json.loads(subprocess.run([dvc, "metrics", "diff", "main", "mincount2", "--json"], cwd=repo, env=env,
+                                     capture_output=True, text=True, check=True).stdout)
+    vocab_diff = diff["data/vocab/metrics.json"]["vocab_size"]
+    assert vocab_diff["new"] > vocab_diff["old"]
