@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "annotations": ("cmisc_model.annotations", "import and validate CMI/SC annotations"),
     "corpus": ("cmisc_model.corpus", "union the sources and split by document"),
     "vocab": ("cmisc_model.vocab", "vocabulary and Word2Vec from the training split"),
+    "train-ae": ("cmisc_model.train_autoencoder", "train the autoencoder (DVCLive, checkpoints, resume)"),
+    "embed": ("cmisc_model.embed", "2400-d article embeddings of a pairs file"),
+    "baselines": ("cmisc_model.baselines", "most-frequent and SVM baselines -> predictions"),
+    "evaluate": ("cmisc_model.evaluate", "evaluation report: Table 3, confusion matrices, label statistics"),
     "inspect": ("cmisc_model.inspect", "summarise any Parquet artifact"),
 }
 

@@ -238,11 +238,14 @@ def _check_values(table: pa.Table, schema: pa.Schema, where: str) -> None:
             if v not in SPLITS:
                 fail("split", i, v, f"is not one of {list(SPLITS)}")
     if "pair_id" in names:
-        seen: dict[str, int] = {}
+        # A pair appears once per file; in predictions, once per (system, repeat).
+        group = [table.column(c).to_pylist() for c in ("system", "repeat") if c in names]
+        seen: dict[tuple, int] = {}
         for i, v in enumerate(table.column("pair_id").to_pylist()):
-            if v in seen:
-                fail("pair_id", i, v, f"repeats row {seen[v]}")
-            seen[v] = i
+            key = (*(g[i] for g in group), v)
+            if key in seen:
+                fail("pair_id", i, v, f"repeats row {seen[key]}")
+            seen[key] = i
 
 
 def validate(table: pa.Table, schema: pa.Schema, where: str = "<table>") -> pa.Table:

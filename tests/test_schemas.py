@@ -163,3 +163,11 @@ def test_pair_id_stable_and_file_titles():
     assert S.normalise_file_title("File:red  apple.jpg") == "Red_apple.jpg"
     assert S.normalise_file_title("Image:Red_apple.jpg") == "Red_apple.jpg"
     assert S.normalise_file_title("apple.jpg") == "Apple.jpg"
+
+
+def test_predictions_pair_once_per_system_and_repeat():
+    row = dict(system="svm", repeat=0, pair_id="p", split="test", cmi_true=1, sc_true=2, cmi_pred=1, sc_pred=2)
+    ok = S.from_rows([row, {**row, "system": "most_frequent"}, {**row, "repeat": 1}], S.PREDICTIONS)
+    assert ok.num_rows == 3
+    with pytest.raises(S.SchemaError, match=r"column 'pair_id', row 1: 'p' repeats row 0"):
+        S.from_rows([row, row], S.PREDICTIONS)

@@ -1,0 +1,507 @@
+"""The evaluation report: paper Table 3 rebuilt, confusion matrices, label statistics.
+
+``evaluate(prediction_files, labelled_path, out_dir, cfg)`` reads PREDICTIONS
+files (any number of systems and repeats: ``classifier``, ``classifier_no_ae``,
+``svm``, ``most_frequent``), checks that every test item of every (system,
+repeat) is scored exactly once, and writes into ``out_dir``:
+
+- ``metrics.json``  DVC metrics: ``test.<system>.<task>.{accuracy, accuracy_ci_low,
+  accuracy_ci_high, accuracy_mean, accuracy_sd, macro_f1…, kappa…, n, repeats}``
+  and ``labels.<source>.{n, mean_sc, cmi.<level>, sc.<level>}``;
+- ``table3.md``     Table 3: accuracy with a 95% bootstrap interval, mean ± sd over
+  the K repeats, macro-F1 and quadratic-weighted kappa, next to the paper's numbers;
+- ``plots/confusion/<system>_<task>.csv`` (columns actual,predicted: DVC's
+  ``confusion`` template); PNGs in ``plots/images/`` (``confusion_<system>_<task>.png``,
+  ``labels.png``), kept apart so each folder can be declared as one DVC plot;
+- ``labels.md``     label distributions per source (paper Tables 1–2), mean SC per source;
+- ``report.md``     all of the above in one page.
+
+Choices: the point estimate, its bootstrap interval, macro-F1, kappa and the
+confusion matrices are those of **repeat 0** (the corpus stage's split, the
+one a reader can reproduce item by item); the spread between splits is shown
+separately as mean ± sd over repeats 0..K-1 (pooling items of different splits
+into one interval would mix the two sources of variance). The bootstrap uses
+the same seed for every system, so on a shared test set the resamples are
+paired.
+
+Departure from 2017 (original_impl.md §7, §11.4): 2017 selected checkpoints
+on the test set, scored 128 items from 92 (36 twice), scored the SVM on 80 and
+computed the majority baseline over all 826 labels. Here duplicates or missing
+test items are an error, and every system is scored on the same test items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cmisc_model import metrics as M
+from cmisc_model import schemas as S
+from cmisc_model.annotations import LabelledSplitConfig, label_distribution, repeat_split
+from cmisc_model.errors import CmiscError
+
+TASKS = ("cmi", "sc")
+TASK_NAMES = {"cmi": "CMI", "sc": "SC"}
+LEVELS = {"cmi": S.CMI_LEVELS, "sc": S.SC_LEVELS}
+
+# Paper Table 3 and how each number came about (original_impl.md §7, §8).
+PAPER_TABLE3 = {
+    "classifier": (0.6953, 0.7344, "89/128 and 94/128: 92 test items cycled to 128, checkpoint chosen on the test set"),
+    "classifier_no_ae": (0.5625, 0.6562, "72/128 and 84/128: same 128-item scoring"),
+    "svm": (0.6875, 0.7125, "55/80 and 57/80: 80 of the 92 test items (partial batch dropped)"),
+    "most_frequent": (0.5642, 0.6550, "466/826 and 541/826: majority rate of all labels, test items included"),
+}
+PAPER_CMI = {0.0: 44, 0.25: 157, 0.5: 466, 0.75: 52, 1.0: 107}  # paper Table 1 (826 pairs)
+PAPER_SC = {-1.0: 7, -0.5: 31, 0.0: 109, 0.5: 138, 1.0: 541}  # paper Table 2
+PAPER_MEAN_SC = {"bbc": 0.15, "simplewiki": 0.88}  # paper §4: news 0.15, SimpleWiki 0.88
+
+SYSTEM_NAMES = {
+    "classifier": "CL (AE-initialised classifier)",
+    "classifier_no_ae": "CL without AE initialisation",
+    "svm": "Linear SVM on article embeddings",
+    "most_frequent": "Most frequent class (train split)",
+}
+
+
+@dataclass
+class EvaluateConfig:
+    """The ``evaluate`` section of params.yaml."""
+
+    bootstrap: int = 1000  # bootstrap resamples for the 95% intervals
+    ci: float = 0.95
+    # Table 3's rows, in order; a system without predictions is listed as missing.
+    systems: list[str] = field(default_factory=lambda: ["classifier", "classifier_no_ae", "svm", "most_frequent"])
+
+    def __post_init__(self):
+        if self.bootstrap < 1:
+            raise ValueError(f"bootstrap must be >= 1, got {self.bootstrap}")
+        if not 0 < self.ci < 1:
+            raise ValueError(f"ci must lie in (0, 1), got {self.ci}")
+
+
+# --------------------------------------------------------------------------- predictions io
+
+def _duplicates(rows: list[dict], where: str) -> None:
+    """Raise if a pair is scored twice within one (system, repeat)."""
+    seen: dict[tuple, int] = defaultdict(int)
+    for r in rows:
+        seen[(r["system"], r["repeat"], r["pair_id"])] += 1
+    dup: dict[tuple, list[str]] = defaultdict(list)
+    for (system, repeat, pid), n in seen.items():
+        if n > 1:
+            dup[(system, repeat)].append(pid)
+    if dup:
+        (system, repeat), ids = min(dup.items())
+        raise CmiscError(
+            f"{where}: system {system!r}, repeat {repeat}: {len(ids)} pair(s) scored more than once "
+            f"(every test item must be scored exactly once; 2017 scored 128 items from 92): {', '.join(sorted(ids)[:10])}"
+        )
+
+
+def predictions_table(rows: list[dict], where: str = "<predictions>") -> pa.Table:
+    """Rows -> a validated PREDICTIONS table (any number of systems and repeats).
+
+    ``schemas.validate`` requires unique pair ids per table, so each (system,
+    repeat) group is validated on its own after the duplicate check.
+    """
+    _duplicates(rows, where)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["system"], r["repeat"])].append(r)
+    tables = [S.from_rows(g, S.PREDICTIONS, f"{where} (system {k[0]!r}, repeat {k[1]})") for k, g in sorted(groups.items())]
+    if not tables:
+        return S.PREDICTIONS.empty_table()
+    for t in tables:
+        for task in TASKS:
+            for col in (f"{task}_true", f"{task}_pred"):
+                values = t.column(col).to_pylist()
+                bad = [v for v in values if not 0 <= v < S.N_CLASSES]
+                if bad:
+                    raise CmiscError(f"{where}: column {col!r} has {bad[0]!r}, expected a class 0..{S.N_CLASSES - 1}")
+    return pa.concat_tables(tables)
+
+
+def write_predictions(table: pa.Table, path: str | Path) -> Path:
+    """Validate and write a PREDICTIONS file atomically."""
+    path = Path(path)
+    table = predictions_table(table.to_pylist(), str(path))
+    with S.atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(S.PREDICTIONS.metadata), tmp, compression="zstd")
+    return path
+
+
+def read_predictions(path: str | Path) -> pa.Table:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such predictions file")
+    try:
+        raw = pq.read_table(path)
+    except pa.ArrowInvalid as e:
+        raise S.SchemaError(f"{path}: not a readable Parquet file ({e})") from e
+    missing = [f.name for f in S.PREDICTIONS if f.name not in raw.column_names]
+    if missing:
+        raise S.SchemaError(f"{path}: column(s) {missing} missing (not a PREDICTIONS file?)")
+    return predictions_table(raw.to_pylist(), str(path))
+
+
+# --------------------------------------------------------------------------- checks
+
+def check_scored_once(rows: list[dict], expected: dict[int, dict[str, dict]], where: str = "predictions") -> None:
+    """Every test item of each (system, repeat) scored exactly once, with its true labels.
+
+    ``rows`` are PREDICTIONS rows of split ``test``; ``expected[repeat]`` maps
+    the test pair ids of that repeat to their labelled rows. Duplicates, missing
+    and unexpected items are errors naming the system, repeat and pair ids.
+    """
+    _duplicates(rows, where)
+    by_group: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_group[(r["system"], r["repeat"])].append(r)
+    for (system, repeat), group in sorted(by_group.items()):
+        if repeat not in expected:
+            raise CmiscError(f"{where}: system {system!r}: repeat {repeat} has no labelled split")
+        want = expected[repeat]
+        got = {r["pair_id"] for r in group}
+        missing, extra = sorted(set(want) - got), sorted(got - set(want))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} test item(s) not scored: {', '.join(missing[:10])}")
+            if extra:
+                parts.append(f"{len(extra)} scored item(s) not in the test split: {', '.join(extra[:10])}")
+            raise CmiscError(f"{where}: system {system!r}, repeat {repeat}: " + "; ".join(parts))
+        for r in group:
+            lab = want[r["pair_id"]]
+            if r["cmi_true"] != S.cmi_class(lab["cmi"]) or r["sc_true"] != S.sc_class(lab["sc"]):
+                raise CmiscError(
+                    f"{where}: system {system!r}, repeat {repeat}, pair {r['pair_id']}: true labels "
+                    f"({r['cmi_true']}, {r['sc_true']}) differ from labelled.parquet "
+                    f"({S.cmi_class(lab['cmi'])}, {S.sc_class(lab['sc'])})"
+                )
+
+
+# --------------------------------------------------------------------------- metrics
+
+def _clean(x):
+    """NaN -> None so metrics.json stays valid JSON; floats rounded."""
+    if isinstance(x, float):
+        return None if math.isnan(x) else round(x, 4)
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    return x
+
+
+def score_system(rows: list[dict], cfg: EvaluateConfig, seed: int) -> tuple[dict, dict]:
+    """Metrics of one system (all its repeats). Returns (metrics per task, confusion per task)."""
+    by_repeat: dict[int, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_repeat[r["repeat"]].append(r)
+    first = min(by_repeat)
+    out, conf = {}, {}
+    for task in TASKS:
+        per_repeat = {
+            k: (np.array([r[f"{task}_true"] for r in rs]), np.array([r[f"{task}_pred"] for r in rs]))
+            for k, rs in sorted(by_repeat.items())
+        }
+        t0, p0 = per_repeat[first]
+        m: dict = {"n": int(t0.size), "repeat": first, "repeats": len(per_repeat)}
+        for name, fn in M.METRICS.items():
+            m[name] = fn(t0, p0)
+            m[f"{name}_ci_low"], m[f"{name}_ci_high"] = M.bootstrap_ci(t0, p0, fn, cfg.bootstrap, seed, cfg.ci)
+            m[f"{name}_mean"], m[f"{name}_sd"] = M.mean_sd([fn(t, p) for t, p in per_repeat.values()])
+        out[task] = m
+        conf[task] = M.confusion(t0, p0)
+    return out, conf
+
+
+# --------------------------------------------------------------------------- writing
+
+def _f(x, digits: int = 3) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _table3(results: dict, cfg: EvaluateConfig, missing: dict[str, str]) -> str:
+    pct = round(cfg.ci * 100)
+    lines = [
+        "## Table 3 (rebuilt)",
+        "",
+        (
+            f"Test split. Accuracy [{pct}% percentile bootstrap interval, {cfg.bootstrap} resamples], macro-F1 and "
+            "quadratic-weighted kappa are those of repeat 0 (the stored split); *mean ± sd* is accuracy over the "
+            "K evaluation repeats (re-splits with seed + k). The paper's numbers are given for reference only (see notes)."
+        ),
+        "",
+        "| System | n | CMI acc [CI] | CMI mean ± sd (K) | CMI macro-F1 | CMI κ | SC acc [CI] | SC mean ± sd (K) | SC macro-F1 | SC κ | paper CMI | paper SC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    systems = list(cfg.systems) + sorted(s for s in results if s not in cfg.systems)
+    for system in systems:
+        paper = PAPER_TABLE3.get(system)
+        pc, ps = (_f(paper[0], 4), _f(paper[1], 4)) if paper else ("", "")
+        name = SYSTEM_NAMES.get(system, system)
+        if system not in results:
+            lines.append(f"| {name} | — | missing | | | | missing | | | | {pc} | {ps} |")
+            continue
+        cells = [name, str(results[system]["cmi"]["n"])]
+        for task in TASKS:
+            m = results[system][task]
+            cells += [
+                f"{_f(m['accuracy'])} [{_f(m['accuracy_ci_low'])}, {_f(m['accuracy_ci_high'])}]",
+                f"{_f(m['accuracy_mean'])} ± {_f(m['accuracy_sd'])} ({m['repeats']})",
+                _f(m["macro_f1"]),
+                _f(m["kappa"]),
+            ]
+        lines.append("| " + " | ".join(cells + [pc, ps]) + " |")
+    lines += ["", "Missing systems:" if missing else ""]
+    lines += [f"- {SYSTEM_NAMES.get(s, s)} (`{s}`): {why}" for s, why in missing.items()]
+    lines += [
+        "",
+        "Notes on the paper's numbers (original_impl.md §7, §8, §11.4): they are not comparable with the rows above.",
+        "",
+    ]
+    lines += [f"- {SYSTEM_NAMES[s]}: {p[0]:.4f} / {p[1]:.4f} = {p[2]}." for s, p in PAPER_TABLE3.items()]
+    lines += [
+        "",
+        (
+            "Here every system is scored once on each test item of the same split; models are selected on the "
+            "validation split or by cross-validation on the training split, never on the test split; the "
+            "most-frequent class comes from the training split. Macro-F1 averages over the classes present in "
+            "truth or prediction; κ uses quadratic weights (0 for a constant prediction)."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _labels_md(dist: dict) -> str:
+    def row(name, counts, n, levels):
+        return f"| {name} | {n} | " + " | ".join(f"{counts[f'{v:g}']} ({counts[f'{v:g}'] / n:.0%})" if n else "0" for v in levels) + " |"
+
+    lines = ["## Label distributions (paper Tables 1 and 2)", ""]
+    for task, paper in (("cmi", PAPER_CMI), ("sc", PAPER_SC)):
+        levels = LEVELS[task]
+        lines += [
+            f"**{TASK_NAMES[task]}**",
+            "",
+            "| Source | n | " + " | ".join(f"{v:g}" for v in levels) + " |",
+            "|---|---|" + "---|" * len(levels),
+        ]
+        for source, d in dist.items():
+            lines.append(row(source, d[task], d["n"], levels))
+        pn = sum(paper.values())
+        lines.append(row("paper (826 pairs)", {f"{k:g}": v for k, v in paper.items()}, pn, levels))
+        lines.append("")
+    lines += ["## Mean SC per source", "", "| Source | n | mean SC | paper |", "|---|---|---|---|"]
+    for source, d in dist.items():
+        lines.append(f"| {source} | {d['n']} | {_f(d['mean_sc'], 2)} | {_f(PAPER_MEAN_SC.get(source), 2)} |")
+    lines += ["", "(paper §4: news 0.15, SimpleWiki 0.88; COCO captions were not reported)", ""]
+    return "\n".join(lines)
+
+
+def _plot_confusion(m: np.ndarray, task: str, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.imshow(m, cmap="Blues")
+    ticks = [f"{v:g}" for v in LEVELS[task]]
+    ax.set_xticks(range(len(ticks)), ticks)
+    ax.set_yticks(range(len(ticks)), ticks)
+    ax.set_xlabel(f"predicted {TASK_NAMES[task]}")
+    ax.set_ylabel(f"true {TASK_NAMES[task]}")
+    ax.set_title(title, fontsize=9)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.tight_layout()
+    with S.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _plot_labels(dist: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources = [s for s in dist if dist[s]["n"]]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    width = 0.8 / max(len(sources), 1)
+    for ax, task in zip(axes[:2], TASKS):
+        levels = LEVELS[task]
+        for i, s in enumerate(sources):
+            share = [dist[s][task][f"{v:g}"] / dist[s]["n"] for v in levels]
+            ax.bar(np.arange(len(levels)) + i * width, share, width, label=s)
+        ax.set_xticks(np.arange(len(levels)) + width * (len(sources) - 1) / 2, [f"{v:g}" for v in levels])
+        ax.set_title(f"{TASK_NAMES[task]} labels (share per source)", fontsize=9)
+    axes[0].legend(fontsize=7)
+    named = [s for s in sources if s != "all"]
+    axes[2].bar(named, [dist[s]["mean_sc"] for s in named], label="this data")
+    axes[2].scatter([s for s in named if s in PAPER_MEAN_SC], [PAPER_MEAN_SC[s] for s in named if s in PAPER_MEAN_SC],
+                    color="red", zorder=3, label="paper")
+    axes[2].set_title("mean SC per source", fontsize=9)
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    with S.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with S.atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def evaluate(
+    prediction_files: list[str | Path],
+    labelled_path: str | Path,
+    out_dir: str | Path,
+    cfg: EvaluateConfig | None = None,
+    seed: int = 12345,
+    split_cfg: LabelledSplitConfig | None = None,
+    notes: dict[str, str] | None = None,
+) -> dict:
+    """Score every system in ``prediction_files`` and write the report into ``out_dir``.
+
+    ``seed`` and ``split_cfg`` must be those of the corpus stage (``base.seed``,
+    ``corpus.labelled``): they rebuild each repeat's test split for the
+    scored-once check. ``notes`` maps a system to why it is missing (e.g. the
+    baselines' ``svm_missing``). Returns the metrics dict written to metrics.json
+    plus ``missing_systems``, the input paths and ``files`` (what was written).
+    """
+    cfg = cfg or EvaluateConfig()
+    split_cfg = split_cfg or LabelledSplitConfig()
+    out_dir = Path(out_dir)
+    labelled_path = Path(labelled_path)
+    labelled = S.read_table(labelled_path, S.LABELLED).select(["pair_id", "source", "cmi", "sc", "split"]).to_pylist()
+
+    rows: list[dict] = []
+    notes = dict(notes or {})
+    for path in prediction_files:
+        rows += [r for r in read_predictions(path).to_pylist() if r["split"] == "test"]
+        # The baselines write why the SVM did not run into summary.json beside their predictions.
+        side = Path(path).with_name("summary.json")
+        if side.exists():
+            try:
+                reason = json.loads(side.read_text(encoding="utf-8")).get("svm_missing")
+            except (json.JSONDecodeError, AttributeError):
+                reason = None
+            if reason:
+                notes.setdefault("svm", f"not run by the baselines stage: {reason}")
+    where = ", ".join(str(p) for p in prediction_files) or "<no prediction files>"
+    expected = {}
+    for k in sorted({r["repeat"] for r in rows}):
+        expected[k] = {r["pair_id"]: r for r in repeat_split(labelled, seed, k, split_cfg) if r["split"] == "test"}
+    check_scored_once(rows, expected, where)
+
+    by_system: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_system[r["system"]].append(r)
+    results, confusions = {}, {}
+    for system, srows in sorted(by_system.items()):
+        results[system], confusions[system] = score_system(srows, cfg, seed)
+    missing = {s: notes.get(s, "no predictions given") for s in cfg.systems if s not in results}
+
+    dist = label_distribution(labelled)
+    # metrics.json holds numbers only (nested dicts: DVC shows them as test.<system>.<task>.<metric>).
+    metrics_json = _clean({"test": results, "labels": dist})
+
+    files = []
+    plots = out_dir / "plots"
+    confusion_md = ["## Confusion matrices (repeat 0, test split)", ""]
+    for system in sorted(confusions):
+        for task in TASKS:
+            m = confusions[system][task]
+            levels = [f"{v:g}" for v in LEVELS[task]]
+            csv_path = plots / "confusion" / f"{system}_{task}.csv"
+            lines = ["actual,predicted"]
+            for i in range(m.shape[0]):
+                for j in range(m.shape[1]):
+                    lines += [f"{levels[i]},{levels[j]}"] * int(m[i, j])
+            _write_text(csv_path, "\n".join(lines) + "\n")
+            png = plots / "images" / f"confusion_{system}_{task}.png"
+            _plot_confusion(m, task, f"{system} — {TASK_NAMES[task]}", png)
+            files += [csv_path, png]
+            confusion_md.append(f"![{system} {TASK_NAMES[task]}]({png.relative_to(out_dir).as_posix()})")
+        confusion_md.append("")
+    labels_png = plots / "images" / "labels.png"
+    _plot_labels(dist, labels_png)
+
+    table3 = _table3(metrics_json["test"], cfg, missing)
+    labels_md = _labels_md(dist)
+    _write_text(out_dir / "table3.md", table3.replace("## ", "# ", 1))
+    _write_text(out_dir / "labels.md", labels_md)
+    report = "\n".join([
+        "# Evaluation report",
+        "",
+        f"Labelled pairs: `{labelled_path}` ({len(labelled)}). Predictions: {', '.join(f'`{p}`' for p in prediction_files) or 'none'}.",
+        f"Systems: {', '.join(sorted(results)) or 'none'}; repeats per system: "
+        + (", ".join(f"{s} {results[s]['cmi']['repeats']}" for s in sorted(results)) or "—")
+        + f". Split seed {seed}; bootstrap {cfg.bootstrap} resamples, seed {seed}.",
+        "",
+        table3,
+        "\n".join(confusion_md),
+        labels_md,
+        f"![labels]({labels_png.relative_to(out_dir).as_posix()})",
+        "",
+    ])
+    _write_text(out_dir / "report.md", report)
+    with S.atomic_path(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics_json, indent=2, sort_keys=True) + "\n")
+    files += [labels_png, out_dir / "table3.md", out_dir / "labels.md", out_dir / "report.md", out_dir / "metrics.json"]
+    return {
+        **metrics_json,
+        "missing_systems": sorted(missing),
+        "labelled": str(labelled_path),
+        "prediction_files": [str(p) for p in prediction_files],
+        "files": [str(f) for f in files],
+    }
+
+
+def load_configs(params: str | Path = "params.yaml") -> tuple[EvaluateConfig, int, LabelledSplitConfig]:
+    """(evaluate section, base.seed, corpus.labelled) from a params file."""
+    from cmisc_model.config import BaseConfig, load_section
+    from cmisc_model.corpus import CorpusConfig
+
+    return (
+        load_section(EvaluateConfig, "evaluate", params),
+        load_section(BaseConfig, "base", params).seed,
+        load_section(CorpusConfig, "corpus", params).labelled,
+    )
+
+
+def cli_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cmisc evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--predictions", type=Path, nargs="*", default=[], help="PREDICTIONS Parquet files")
+    parser.add_argument("--labelled", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="report folder (reports/)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    cfg, seed, split_cfg = load_configs(args.params)
+    summary = evaluate(args.predictions, args.labelled, args.out, cfg, seed, split_cfg)
+    print(headline(summary))
+    return 0
+
+
+def headline(summary: dict) -> str:
+    parts = [
+        f"{s}: CMI {_f(m['cmi']['accuracy'])} SC {_f(m['sc']['accuracy'])}"
+        for s, m in sorted(summary["test"].items())
+    ]
+    return "; ".join(parts) or "no systems scored"
