@@ -5,7 +5,7 @@ bug and keeps its traceback.
 """
 
 from cmisc_model.config import ParamsError
-from cmisc_model.schemas import SchemaError
+from cmisc_model.schemas import SchemaError, UnwritableError
 
 
 class CmiscError(Exception):
@@ -16,6 +16,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CmiscError,
     ParamsError,
     SchemaError,
+    UnwritableError,
     FileNotFoundError,
     FileExistsError,
     PermissionError,

@@ -39,6 +39,10 @@ class SchemaError(ValueError):
     """A file does not follow its data contract. The message names file, column and row."""
 
 
+class UnwritableError(OSError):
+    """An output folder cannot be written; the message names it."""
+
+
 def cmi_class(cmi: float) -> int:
     """CMI value on the label scale -> class 0..4; anything else is an error, never rounded."""
     for k, level in enumerate(CMI_LEVELS):
@@ -301,13 +305,13 @@ class _AtomicPath:
         self.tmp: Path | None = None
 
     def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(
                 prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent
             )
         except OSError as e:
-            raise OSError(f"cannot write to {self.target.parent}: {e.strerror}") from e
+            raise UnwritableError(f"cannot write to {self.target.parent}: {e.strerror}") from e
         os.close(fd)
         self.tmp = Path(name)
         return self.tmp
