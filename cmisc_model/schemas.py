@@ -261,7 +261,7 @@ def validate(table: pa.Table, schema: pa.Schema, where: str = "<table>") -> pa.T
         if not col.type.equals(field.type):
             try:
                 col = col.cast(field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            except pa.ArrowException as e:
                 raise SchemaError(
                     f"{where}: column {field.name!r} has type {col.type}, expected {field.type}"
                 ) from e

@@ -1,0 +1,85 @@
+"""Model shapes: the autoencoder's ``ModelConfig`` and the classifier head's ``ClassifierConfig``.
+
+They are filled from params.yaml (``autoencoder.model``, ``classifier.model``)
+and the defaults below equal those values. The defaults are a CPU-sized
+version of the paper's network, so that the default ``dvc repro`` on the
+sample world trains in minutes on two cores; ``ModelConfig.paper()`` returns
+the 2017 sizes (InceptionV3 at 299 px, sentence 600, text 2400, image 600),
+and params.yaml shows the same values in a comment.
+
+Shape-critical fields are saved in every checkpoint, so a resumed or reused
+model is rebuilt with the sizes it was trained with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+# Sizes of the 2017 network (original_impl.md §6), one call away.
+PAPER_SIZES = {
+    "sentence_dim": 600,
+    "text_dim": 2400,
+    "image_dim": 600,
+    "article_dim": 2400,
+    "image_encoder": "inception_v3",
+    "image_size": 299,
+}
+
+
+@dataclass
+class ModelConfig:
+    """Encoder and decoders of the autoencoder (the classifier reuses the encoder)."""
+
+    # Rows of the embedding table: ids 0 = pad, 1 = unknown, then the vocabulary.
+    # 0 here means "not known yet": the training code sets it from vocab.parquet.
+    vocab_size: int = 0
+    embed_dim: int = 300  # Word2Vec width (the WORD2VEC schema is 300-d)
+    sentence_dim: int = 256  # paper 600: sentence LSTM width
+    text_dim: int = 512  # paper 2400: text LSTM width
+    image_dim: int = 256  # paper 600; must equal sentence_dim (first input of the text LSTM)
+    article_dim: int = 2400  # the article embedding (EMBEDDINGS schema is 2400-d)
+    dropout: float = 0.3  # on LSTM and FC outputs (2017: keep 0.7)
+    image_encoder: Literal["small_cnn", "inception_v3"] = "small_cnn"
+    image_size: int = 96  # input side in px; 299 for inception_v3 (2017 used 300)
+    small_cnn_channels: tuple[int, ...] = (32, 64, 128, 128)  # one conv-bn-relu-pool block each
+    inception_weights: str | None = None  # local ImageNet state dict; None = random init
+    encoder_trainable: bool = True  # fine-tune the image CNN (2017: yes)
+    freeze_bn: bool = True  # keep a *pretrained* Inception's batch norm in eval mode
+    logit_scale_init: float = 10.0  # Departure from 2017: learnable scale on the cosine logits
+    thumb_size: int = 30  # image decoder: article -> thumb_size x thumb_size x 1
+    decoder_maps: tuple[int, ...] = (32, 8, 3)  # maps of the (upsample, 5x5 conv) steps
+    image_loss_weight: float = 1.0  # loss = text CE + weight * image MSE (2017: 1)
+    init_range: float = 0.08  # uniform init of LSTM / linear weights (2017 value)
+
+    def __post_init__(self) -> None:
+        if self.image_dim != self.sentence_dim:
+            raise ValueError(
+                f"image_dim ({self.image_dim}) must equal sentence_dim ({self.sentence_dim}): "
+                "the image embedding is the text LSTM's first input"
+            )
+        if self.image_encoder == "inception_v3" and self.image_size < 75:
+            raise ValueError(f"image_size {self.image_size}: inception_v3 needs at least 75 px")
+        if not self.decoder_maps or self.decoder_maps[-1] != 3:
+            raise ValueError(f"decoder_maps {self.decoder_maps}: the last step must give 3 maps (RGB)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout {self.dropout} is not in [0, 1)")
+
+    @classmethod
+    def paper(cls, **overrides) -> ModelConfig:
+        """The 2017 sizes (InceptionV3, 600/2400/600/2400), with ``overrides`` on top."""
+        return cls(**{**PAPER_SIZES, **overrides})
+
+    def replace(self, **changes) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class ClassifierConfig:
+    """The head on top of the article embedding (paper Fig. 4b)."""
+
+    hidden_dim: int = 32  # linear article_dim -> 32, ReLU
+    dropout: float = 0.1  # after the hidden layer (2017: keep 0.9)
+    n_cmi_classes: int = 5  # CMI {0, .25, .5, .75, 1}
+    n_sc_classes: int = 5  # SC {-1, -.5, 0, .5, 1}

@@ -1,0 +1,284 @@
+"""The encoder of paper Fig. 4a: image + hierarchical text -> one article embedding.
+
+Shape letters: B batch, S sentences, T tokens per sentence, N real sentences in
+the batch, E word width, D feature width, H/W image side.
+
+Inputs (the same for the autoencoder and the classifier):
+- ``images`` float (B, 3, H, W) in [-1, 1];
+- ``tokens`` long (B, S, T), 0 = pad, 1 = unknown. A sentence of pads only is
+  a pad sentence. Batches are padded to length buckets, not packed (packing is
+  several times slower in PyTorch, anchors.md B3), so every "state at the last
+  real step" is gathered by index; the LSTMs run left to right, so trailing
+  pads never change a result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cmisc_model.errors import CmiscError
+from cmisc_model.models.config import ModelConfig
+from cmisc_model.schemas import EMBEDDING_DIM, WORD2VEC, SchemaError, read_table
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def init_lstm(lstm: nn.LSTM, init_range: float) -> None:
+    """2017 init: weights uniform in [-r, r], biases 0 except forget gate 1 (TF BasicLSTMCell)."""
+    for name, p in lstm.named_parameters():
+        if name.startswith("weight"):
+            nn.init.uniform_(p, -init_range, init_range)
+        else:
+            nn.init.zeros_(p)
+            if name.startswith("bias_ih"):
+                h = lstm.hidden_size
+                nn.init.ones_(p[h : 2 * h])  # PyTorch gate order: input, forget, cell, output
+
+
+def last_real_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last True along the last dim (0 where none): (..., L) bool -> (...) long."""
+    steps = torch.arange(1, mask.shape[-1] + 1, device=mask.device)
+    return ((mask.long() * steps).amax(dim=-1) - 1).clamp(min=0)
+
+
+def gather_step(outputs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """outputs (B, L, D), index (B,) -> outputs[b, index[b]] as (B, D)."""
+    idx = index.view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])
+    return outputs.gather(1, idx).squeeze(1)
+
+
+# --------------------------------------------------------------------------- image
+
+class SmallCNN(nn.Module):
+    """A few conv-bn-relu-pool blocks and a global average pool: the CPU option."""
+
+    def __init__(self, channels: tuple[int, ...]):
+        super().__init__()
+        blocks, c_in = [], 3
+        for c_out in channels:
+            blocks += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.out_dim = c_in
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(images)  # (B, C, H / 2^k, W / 2^k)
+        return x.mean(dim=(2, 3))  # (B, C)
+
+
+def build_inception(weights: str | None) -> nn.Module:
+    """torchvision InceptionV3 without aux head or classifier: (B, 3, 299, 299) -> (B, 2048).
+
+    ``transform_input=False``: our images are already in [-1, 1], which is the
+    range the (TF-ported) ImageNet weights expect after their own transform.
+    Dropout 0.2 on the pooled features is the 2017 "keep 0.8".
+    """
+    from torchvision.models import inception_v3
+
+    if weights is not None and not Path(weights).exists():
+        raise CmiscError(f"{weights}: inception_weights file not found")
+    net = inception_v3(
+        weights=None, aux_logits=False, init_weights=True, transform_input=False, dropout=0.2
+    )
+    if weights is None:
+        log.info("inception_v3: random init (no inception_weights given)")
+    else:
+        load_inception_weights(net, Path(weights))
+    net.fc = nn.Identity()
+    return net
+
+
+def load_inception_weights(net: nn.Module, path: Path) -> None:
+    """Load a local ImageNet state dict (torchvision's inception_v3 layout) into ``net``."""
+    if not path.exists():
+        raise CmiscError(f"{path}: inception_weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CmiscError(f"{path}: not a readable torch state dict ({e})") from e
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise CmiscError(f"{path}: expected a state dict, got {type(state).__name__}")
+    # The aux head is not built and the 1000-way fc is replaced; drop both.
+    state = {k: v for k, v in state.items() if not k.startswith(("AuxLogits.", "fc."))}
+    expected = {k for k in net.state_dict() if not k.startswith(("AuxLogits.", "fc."))}
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise CmiscError(
+            f"{path}: not an inception_v3 state dict "
+            f"({len(missing)} keys missing, e.g. {missing[:3]}; "
+            f"{len(unexpected)} unexpected, e.g. {unexpected[:3]})"
+        )
+    try:
+        net.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise CmiscError(f"{path}: inception_v3 weights do not fit ({str(e).splitlines()[-1]})") from e
+    log.info("inception_v3: ImageNet weights from %s", path)
+
+
+def batch_norms(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+class ImageEncoder(nn.Module):
+    """CNN -> global pool -> linear image_dim (2017: no bias, no activation)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.image_encoder == "inception_v3":
+            self.cnn = build_inception(cfg.inception_weights)
+            cnn_dim = 2048
+            # Frozen BN statistics only make sense for pretrained weights; a random
+            # init keeps training its batch norm.
+            self.freeze_bn = cfg.freeze_bn and cfg.inception_weights is not None
+            if cfg.freeze_bn and not self.freeze_bn:
+                log.info("inception_v3: freeze_bn ignored for a random init (its batch norm trains)")
+        else:
+            self.cnn = SmallCNN(cfg.small_cnn_channels)
+            cnn_dim = self.cnn.out_dim
+            self.freeze_bn = False
+        self.trainable = cfg.encoder_trainable
+        self.proj = nn.Linear(cnn_dim, cfg.image_dim, bias=False)
+        nn.init.uniform_(self.proj.weight, -cfg.init_range, cfg.init_range)
+
+        if self.freeze_bn:
+            for bn in batch_norms(self.cnn):
+                bn.requires_grad_(False)
+        if not self.trainable:
+            self.cnn.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> ImageEncoder:
+        super().train(mode)
+        # A frozen CNN always runs in eval mode; frozen BN layers too (batch-16
+        # statistics are noisy, original_impl.md §11.10).
+        if not self.trainable:
+            self.cnn.eval()
+        elif self.freeze_bn:
+            for bn in batch_norms(self.cnn):
+                bn.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.cnn(images)  # (B, 2048) inception | (B, C) small_cnn
+        return self.proj(x)  # (B, image_dim)
+
+
+# --------------------------------------------------------------------------- words
+
+def load_word2vec(path: str | Path, vocab: Mapping[str, int], init_range: float = 0.08) -> torch.Tensor:
+    """Embedding rows from ``word2vec.parquet`` (WORD2VEC schema: token, id, vector[300]).
+
+    ``vocab`` maps token -> id (ids 0 = pad, 1 = unknown, ...). Returns a
+    (max id + 1, 300) float tensor: row ``id`` holds that token's vector, the
+    pad row is zero, and vocabulary rows the file lacks keep a uniform random
+    init in [-init_range, init_range] (logged). A token or id that disagrees
+    with the vocabulary is an error naming the file: the two files must come
+    from the same vocabulary.
+    """
+    path = Path(path)
+    try:
+        table = read_table(path, WORD2VEC)
+    except (SchemaError, pa.ArrowException) as e:  # a wrong vector width fails the cast
+        raise CmiscError(f"{path}: not a word2vec table with {EMBEDDING_DIM}-d vectors ({e})") from e
+    tokens = table.column("token").to_pylist()
+    ids = table.column("id").to_pylist()
+    flat = pc.list_flatten(table.column("vector")).to_numpy(zero_copy_only=False)
+    vectors = torch.from_numpy(flat.reshape(len(tokens), EMBEDDING_DIM).copy())
+
+    n_rows = max(vocab.values(), default=0) + 1
+    out = torch.empty(n_rows, EMBEDDING_DIM).uniform_(-init_range, init_range)
+    seen = torch.zeros(n_rows, dtype=torch.bool)
+    for row, (token, i) in enumerate(zip(tokens, ids)):
+        if token not in vocab:
+            raise CmiscError(f"{path}: row {row}: token {token!r} is not in the vocabulary")
+        if vocab[token] != i:
+            raise CmiscError(f"{path}: row {row}: token {token!r} has id {i}, the vocabulary says {vocab[token]}")
+        out[i] = vectors[row]
+        seen[i] = True
+    out[0] = 0.0  # padding_idx row
+    n_missing = int((~seen[1:]).sum())
+    if n_missing:
+        log.info("%s: %d of %d vocabulary rows have no vector (random init)", path, n_missing, n_rows - 1)
+    return out
+
+
+# --------------------------------------------------------------------------- article
+
+class ArticleEncoder(nn.Module):
+    """images (B, 3, H, W) + tokens (B, S, T) -> article embedding (B, article_dim)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.vocab_size < 2:
+            raise ValueError(f"vocab_size {cfg.vocab_size}: set it from the vocabulary (>= 2 rows: pad, unknown)")
+        self.cfg = cfg
+        self.image = ImageEncoder(cfg)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
+        self.sentence_lstm = nn.LSTM(cfg.embed_dim, cfg.sentence_dim, batch_first=True)
+        self.text_lstm = nn.LSTM(cfg.sentence_dim, cfg.text_dim, batch_first=True)
+        self.fuse = nn.Linear(cfg.text_dim + cfg.image_dim, cfg.article_dim)
+        self.drop = nn.Dropout(cfg.dropout)
+
+        nn.init.uniform_(self.embed.weight, -cfg.init_range, cfg.init_range)
+        with torch.no_grad():
+            self.embed.weight[0].zero_()
+        init_lstm(self.sentence_lstm, cfg.init_range)
+        init_lstm(self.text_lstm, cfg.init_range)
+        nn.init.uniform_(self.fuse.weight, -cfg.init_range, cfg.init_range)
+        nn.init.zeros_(self.fuse.bias)
+
+    @torch.no_grad()
+    def load_word_vectors(self, vectors: torch.Tensor) -> None:
+        """Copy ``load_word2vec`` rows into the embedding table (shapes must agree)."""
+        if vectors.shape != self.embed.weight.shape:
+            raise CmiscError(
+                f"word vectors {tuple(vectors.shape)} do not fit the embedding table "
+                f"{tuple(self.embed.weight.shape)} (vocab_size, embed_dim)"
+            )
+        self.embed.weight.copy_(vectors)
+
+    def encode_sentences(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, S, T) -> sentence embeddings (B, S, sentence_dim); pad sentences are 0."""
+        B, S, T = tokens.shape
+        flat = tokens.reshape(B * S, T)  # (B*S, T)
+        token_mask = flat != 0  # (B*S, T)
+        real = token_mask.any(dim=1)  # (B*S,) pad sentences are skipped entirely
+        sentences = self.embed.weight.new_zeros(B * S, self.cfg.sentence_dim)  # (B*S, D_s)
+        if real.any():  # else: a batch of empty texts
+            x = self.drop(self.embed(flat[real]))  # (N, T, E)
+            out, _ = self.sentence_lstm(x)  # (N, T, D_s)
+            last = gather_step(out, last_real_index(token_mask[real]))  # (N, D_s)
+            sentences = sentences.to(last.dtype).index_put((real,), last)  # (B*S, D_s)
+        return self.drop(sentences).view(B, S, self.cfg.sentence_dim)  # (B, S, D_s)
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        # image: CNN -> linear
+        image = self.drop(self.image(images))  # (B, D_i)
+
+        # text: the image is the text LSTM's first input, then the sentences
+        sentences = self.encode_sentences(tokens)  # (B, S, D_s)
+        steps = torch.cat([image.unsqueeze(1).to(sentences.dtype), sentences], dim=1)  # (B, 1+S, D_s)
+        out, _ = self.text_lstm(steps)  # (B, 1+S, D_t)
+        sentence_mask = (tokens != 0).any(dim=2)  # (B, S)
+        step_mask = F.pad(sentence_mask, (1, 0), value=True)  # (B, 1+S) step 0 = the image
+        text = self.drop(gather_step(out, last_real_index(step_mask)))  # (B, D_t) empty text: image step
+
+        # "reconsider the image": [text || image] -> article
+        article = F.relu(self.fuse(torch.cat([text, image.to(text.dtype)], dim=1)))  # (B, article_dim)
+        return self.drop(article)
