@@ -313,6 +313,10 @@ class _AtomicPath:
         except OSError as e:
             raise UnwritableError(f"cannot write to {self.target.parent}: {e.strerror}") from e
         os.close(fd)
+        # mkstemp makes the file private (0600); artifacts get the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)
         self.tmp = Path(name)
         return self.tmp
 

@@ -171,3 +171,10 @@ def test_predictions_pair_once_per_system_and_repeat():
     assert ok.num_rows == 3
     with pytest.raises(S.SchemaError, match=r"column 'pair_id', row 1: 'p' repeats row 0"):
         S.from_rows([row, row], S.PREDICTIONS)
+
+
+def test_atomic_write_gets_the_usual_file_mode(tmp_path):
+    path = S.write_table(S.from_rows([pair_row()], S.PAIRS), tmp_path / "p.parquet", S.PAIRS)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~umask

@@ -1,0 +1,571 @@
+"""``cmisc train-ae``: train the autoencoder (paper §4.1, Fig. 4a) on the corpus.
+
+    cmisc train-ae --corpus data/corpus/corpus.parquet --vocab data/vocab \\
+        --out models/autoencoder [--live-dir reports/autoencoder] [--params params.yaml] [--resume]
+
+Training: SGD, learning rate 0.1 halved after each epoch, batch 16, gradient
+norm clipped at 5 (params ``autoencoder.train``); loss = text cross-entropy +
+``image_loss_weight`` x image MSE. The encoder's word table starts from
+Word2Vec. The validation split is evaluated before the first step and after
+every epoch; DVCLive logs the loss terms per step and per epoch and, in the
+summary, the relative drops from that first evaluation (the paper reports
+image -16.6 %, text -5.5 %).
+
+Outputs in ``--out`` (a self-contained model folder, which ``cmisc embed``
+reads): ``model.pt`` (the checkpoint with the best validation loss),
+``last.pt`` (for ``--resume``; written every ``checkpoint_every`` steps and
+after each epoch), ``config.json``, and copies of ``vocab.parquet`` and
+``word2vec.parquet``. In ``--live-dir``: DVCLive's ``metrics.json``,
+``plots/metrics/**.tsv`` and ``plots/images/reconstructions.png`` (paper Fig. 5).
+
+Resume is exact: model, optimizer, scheduler, step, epoch, position within the
+epoch and the RNG states are restored, and the data order and augmentation
+are functions of (seed, epoch, index), so a resumed run takes the same next
+step as an uninterrupted one.
+
+Devices: CUDA when available (bf16 autocast, channels-last images), else CPU
+with one torch thread per available core. Several processes:
+``torchrun --standalone --nproc-per-node=N -m cmisc_model.train_autoencoder ...``
+(nccl on CUDA, gloo on CPU); each rank gets ``batch_size`` samples a step and
+only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from cmisc_model import schemas as S
+from cmisc_model.checkpoint import (
+    check_compatible,
+    load_checkpoint,
+    load_model_state,
+    plain_config,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from cmisc_model.config import BaseConfig, load_section
+from cmisc_model.data import (
+    AutoencoderDataset,
+    BucketBatchSampler,
+    DataConfig,
+    collate,
+    usable_rows,
+)
+from cmisc_model.errors import CmiscError
+from cmisc_model.models.autoencoder import AEOutput, Autoencoder
+from cmisc_model.models.config import ModelConfig
+from cmisc_model.models.encoders import load_word2vec
+from cmisc_model.text import TextConfig, TextNormaliser
+from cmisc_model.vocab import vocab_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """params ``autoencoder.train`` (2017 values where the paper gives them)."""
+
+    optimizer: Literal["sgd"] = "sgd"
+    lr: float = 0.1  # 2017
+    lr_decay: float = 0.5  # multiply the learning rate by this after each epoch (2017: halved)
+    momentum: float = 0.0  # 2017: plain SGD
+    batch_size: int = 16  # per process (2017: 16)
+    eval_batch_size: int = 32
+    clip_norm: float = 5.0  # global gradient norm (2017)
+    epochs: int = 2  # sample world: ~180 steps per epoch; epoch 2 takes val perplexity 97 -> 85
+    max_steps: int | None = None  # stop after this many optimizer steps (None = run all epochs)
+    log_every: int = 10  # steps between DVCLive train rows (means over those steps)
+    checkpoint_every: int = 100  # steps between last.pt writes (also written after each epoch)
+    reconstructions: int = 8  # validation samples in reconstructions.png
+
+
+@dataclass
+class AutoencoderParams:
+    """The ``autoencoder`` section of params.yaml."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+# --------------------------------------------------------------------------- setup
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any rank (keeps DDP ranks in step)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+
+def setup_distributed(device: str | None = None) -> Dist:
+    """Read torchrun's environment; init the process group when WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores // world))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Dist(rank, world, dev)
+
+
+def read_vocab(vocab_dir: Path) -> tuple[dict[str, int], str]:
+    table = S.read_table(vocab_dir / "vocab.parquet", S.VOCAB)
+    vocab = dict(zip(table.column("token").to_pylist(), table.column("id").to_pylist()))
+    return vocab, vocab_hash(table)
+
+
+def corpus_rows(path: Path) -> list[dict]:
+    table = S.read_table(path, S.CORPUS)
+    cols = ["pair_id", "source", "text_blocks", "image_path", "image_status", "split"]
+    return table.select(cols).to_pylist()
+
+
+def make_loader(dataset, sampler, num_workers: int, seed: int, epoch: int, cuda: bool) -> DataLoader:
+    # Its own generator: creating the iterator must not draw from the global
+    # torch RNG, or a resumed run's dropout would drift from the original.
+    g = torch.Generator().manual_seed(seed * 7919 + epoch)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                      pin_memory=cuda, generator=g, persistent_workers=False)
+
+
+def amp_context(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    images = batch["images"].to(device, non_blocking=True)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, batch["tokens"].to(device, non_blocking=True)
+
+
+def compute_loss(model: torch.nn.Module, batch: dict, device: torch.device) -> AEOutput:
+    """One forward pass (the test suite monkeypatches this to inject a NaN)."""
+    images, tokens = to_device(batch, device)
+    with amp_context(device):
+        return model(images, tokens)
+
+
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio for images in [-1, 1] (peak-to-peak 2)."""
+    return 10.0 * math.log10(4.0 / mse) if mse > 0 else float("inf")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, image_loss_weight: float) -> dict:
+    """Token-weighted text cross-entropy and image MSE over the whole loader, in eval mode."""
+    was_training = model.training
+    model.eval()
+    text_sum = image_sum = 0.0
+    n_tokens = n_images = 0
+    for batch in loader:
+        if not batch["pair_ids"]:
+            continue
+        out = compute_loss(model, batch, device)
+        text_sum += float(out.text_loss) * out.n_tokens
+        n_tokens += out.n_tokens
+        image_sum += float(out.image_loss) * len(batch["pair_ids"])
+        n_images += len(batch["pair_ids"])
+    model.train(was_training)
+    text_loss = text_sum / max(n_tokens, 1)
+    mse = image_sum / max(n_images, 1)
+    return {
+        "loss": text_loss + image_loss_weight * mse,
+        "text_loss": text_loss,
+        "text_perplexity": math.exp(min(text_loss, 50.0)),
+        "image_mse": mse,
+        "image_psnr": psnr(mse),
+    }
+
+
+@torch.no_grad()
+def reconstruction_grid(model: torch.nn.Module, dataset: AutoencoderDataset, n: int, device: torch.device):
+    """Input | output pairs of the first ``n`` decodable samples, 4 pairs per row (paper Fig. 5)."""
+    from PIL import Image
+
+    items = [it for it in (dataset[i] for i in range(min(len(dataset), 4 * n))) if it is not None][:n]
+    if not items:
+        return None
+    batch = collate(items)
+    was_training = model.training
+    model.eval()
+    out = compute_loss(model, batch, device)
+    model.train(was_training)
+    def to_pil(x: torch.Tensor) -> Image.Image:
+        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        return Image.fromarray(x)
+    size, gap, per_row = dataset.image_size, 4, 4
+    cols = min(per_row, len(items))
+    rows = math.ceil(len(items) / per_row)
+    grid = Image.new("RGB", (cols * (2 * size + 3 * gap), rows * (size + gap) + gap), "white")
+    for k in range(len(items)):
+        x0 = (k % per_row) * (2 * size + 3 * gap) + gap
+        y0 = (k // per_row) * (size + gap) + gap
+        grid.paste(to_pil(batch["images"][k]), (x0, y0))
+        grid.paste(to_pil(out.recon[k]), (x0 + size + gap, y0))
+    return grid
+
+
+# --------------------------------------------------------------------------- training
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def train(
+    corpus_path: Path,
+    vocab_dir: Path,
+    out_dir: Path,
+    live_dir: Path | None,
+    params: AutoencoderParams,
+    text_cfg: TextConfig,
+    seed: int,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = False,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """The ``autoencoder`` stage. Returns the summary metrics (rank 0's view)."""
+    corpus_path, vocab_dir, out_dir = Path(corpus_path), Path(vocab_dir), Path(out_dir)
+    tc, dc = params.train, params.data
+    d = setup_distributed(device)
+    torch.manual_seed(seed + d.rank)
+
+    # ---- data
+    vocab, vhash = read_vocab(vocab_dir)
+    cfg = params.model.replace(vocab_size=max(vocab.values()) + 1)
+    rows = corpus_rows(corpus_path)
+    train_rows, _ = usable_rows([r for r in rows if r["split"] == "train"])
+    val_rows, _ = usable_rows([r for r in rows if r["split"] == "val"])
+    n_unusable = sum(r["image_status"] != "ok" or not r["image_path"] for r in rows)
+    if not train_rows:
+        raise CmiscError(f"{corpus_path}: no training rows with image_status 'ok'")
+    if not val_rows:
+        # A very small corpus may have no validation document; evaluate on a
+        # slice of the training rows rather than not at all (said so in the log).
+        val_rows = train_rows[: max(1, min(64, len(train_rows) // 10))]
+        log.warning("%s: no validation rows with an image; evaluating on %d training rows",
+                    corpus_path, len(val_rows))
+    normaliser = TextNormaliser(text_cfg)
+    train_ds = AutoencoderDataset(train_rows, vocab, normaliser, cfg.image_size, True,
+                                  dc.resize_factor, dc.hflip, seed)
+    val_ds = AutoencoderDataset(val_rows, vocab, normaliser, cfg.image_size, False, dc.resize_factor)
+    train_sampler = BucketBatchSampler(train_ds.lengths(), tc.batch_size, True, seed, d.rank, d.world,
+                                       dc.bucket_chunk)
+    val_sampler = BucketBatchSampler(val_ds.lengths(), tc.eval_batch_size, False)
+    val_loader = make_loader(val_ds, val_sampler, dc.num_workers, seed, 0, d.device.type == "cuda")
+    if d.main and d.device.type == "cpu" and dc.num_workers > 0 and os.environ.get("OMP_WAIT_POLICY") is None:
+        log.warning("num_workers %d on CPU: worker processes compete with torch's spinning OpenMP "
+                    "threads; set OMP_WAIT_POLICY=PASSIVE or num_workers 0", dc.num_workers)
+    if d.main:
+        log.info("training on %d pairs, validating on %d; %d corpus rows without a usable image",
+                 len(train_ds), len(val_ds), n_unusable)
+
+    # ---- model, optimizer
+    model = Autoencoder(cfg)
+    model.encoder.load_word_vectors(load_word2vec(vocab_dir / "word2vec.parquet", vocab, cfg.init_range))
+    model.to(d.device)
+    if d.device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
+                                momentum=tc.momentum)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=tc.lr_decay)
+
+    step, start_epoch, start_batch = 0, 0, 0
+    history: dict = {"first_val": None, "best_val_loss": None, "skipped_images": 0}
+    last_path, best_path = out_dir / "last.pt", out_dir / "model.pt"
+    last_saved_step: int | None = None
+    resuming = resume and last_path.exists()
+    if resume and not resuming and d.main:
+        log.info("%s does not exist: starting from step 0", last_path)
+    if resuming:
+        state = load_checkpoint(last_path)  # on CPU: RNG states must stay CPU tensors
+        check_compatible(state, cfg, vhash, last_path)
+        if state.get("text") != plain_config(text_cfg) and d.main:
+            log.warning("%s: the text settings differ from the checkpoint's; the model will see "
+                        "differently normalised text", last_path)
+        load_model_state(model, state, last_path)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, start_epoch, start_batch = state["step"], state["epoch"], state["batch_in_epoch"]
+        history.update(state.get("history", {}))
+        if d.rank == 0 or d.world == 1:
+            set_rng_state(state["rng"])
+        last_saved_step = step
+        if d.main:
+            log.info("resuming from %s: step %d, epoch %d, batch %d", last_path, step, start_epoch, start_batch)
+
+    net = model
+    if d.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+
+    live = None
+    if d.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("vocab.parquet", "word2vec.parquet"):
+            # A model folder is self-contained: `cmisc embed` reads the vocabulary from it.
+            with S.atomic_path(out_dir / name) as tmp:
+                shutil.copyfile(vocab_dir / name, tmp)
+        config = {"model": plain_config(cfg), "train": dataclasses.asdict(tc), "data": dataclasses.asdict(dc),
+                  "text": plain_config(text_cfg), "vocab_hash": vhash, "seed": seed, "world_size": d.world}
+        with S.atomic_path(out_dir / "config.json") as tmp:
+            tmp.write_text(json.dumps(config, indent=2) + "\n")
+        if live_dir is not None:
+            from dvclive import Live
+
+            live = Live(dir=str(live_dir), resume=resuming, dvcyaml=False, save_dvc_exp=False)
+
+    def checkpoint(path: Path, epoch: int, batch_in_epoch: int) -> None:
+        nonlocal last_saved_step
+        if not d.main:
+            return
+        save_checkpoint({
+            "config": plain_config(cfg),
+            "text": plain_config(text_cfg),
+            "data": {"image_size": cfg.image_size, "resize_factor": dc.resize_factor},
+            "vocab_hash": vhash,
+            "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+            "history": history,
+        }, path)
+        if path == last_path:
+            last_saved_step = step
+
+    def log_metrics(prefix: str, values: dict, plot: bool = True) -> None:
+        if live is None:
+            return
+        live.step = step
+        for k, v in values.items():
+            live.log_metric(f"{prefix}/{k}", v if isinstance(v, int) else float(v), plot=plot)
+
+    def validate(epoch: int) -> dict:
+        val = evaluate(_unwrap(net), val_loader, d.device, cfg.image_loss_weight)
+        if history["first_val"] is None:
+            history["first_val"] = dict(val)
+        log_metrics("val", val)
+        if d.main:
+            log.info("step %d epoch %d: val loss %.4f, text perplexity %.2f, image MSE %.4f (PSNR %.2f dB)",
+                     step, epoch, val["loss"], val["text_perplexity"], val["image_mse"], val["image_psnr"])
+        return val
+
+    def keep_best(val: dict, epoch: int, batch_in_epoch: int) -> None:
+        """model.pt = the checkpoint with the lowest validation loss so far."""
+        if history["best_val_loss"] is None or val["loss"] < history["best_val_loss"]:
+            history["best_val_loss"] = val["loss"]
+            checkpoint(best_path, epoch, batch_in_epoch)
+
+    if history["first_val"] is None:
+        validate(0)
+        if live is not None:
+            live.make_summary()
+
+    # ---- loop
+    stopped = False
+    last_val: dict | None = None
+    def means(sums: dict) -> dict:
+        n = max(sums["n"], 1)
+        out = {k: sums[k] / n for k in ("loss", "text_loss", "image_loss")}
+        out["text_perplexity"] = math.exp(min(out["text_loss"], 50.0))
+        out["image_psnr"] = psnr(out["image_loss"])
+        return out
+
+    def zeros() -> dict:
+        return {"loss": 0.0, "text_loss": 0.0, "image_loss": 0.0, "n": 0}
+
+    window, epoch_sums = zeros(), zeros()  # since the last train row / since the epoch began
+    train_s, samples = 0.0, 0  # time in the training loop (data loading included, validation not)
+    net.train()
+    for epoch in range(start_epoch, tc.epochs):
+        pos = start_batch if epoch == start_epoch else 0
+        train_sampler.set_epoch(epoch, pos)
+        train_ds.set_epoch(epoch)
+        t_epoch = time.perf_counter()
+        loader = make_loader(train_ds, train_sampler, dc.num_workers, seed, epoch, d.device.type == "cuda")
+        bar = None
+        if progress and d.main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=train_sampler.batches_per_epoch(), initial=pos, desc=f"epoch {epoch + 1}/{tc.epochs}",
+                       unit="batch", leave=False)
+        for batch in loader:
+            pos += 1
+            if bar is not None:
+                bar.update(1)
+            history["skipped_images"] += batch["n_skipped"]
+            if d.any(not batch["pair_ids"]):
+                continue  # every image of this batch (on some rank) failed to decode
+            out = compute_loss(net, batch, d.device)
+            if d.any(not bool(torch.isfinite(out.loss.detach()))):
+                where = (f"the last good checkpoint is {last_path} from step {last_saved_step}"
+                         if last_saved_step is not None else f"no checkpoint was written yet ({last_path})")
+                raise CmiscError(
+                    f"non-finite loss at step {step + 1} (text {out.text_loss.item():.4g}, "
+                    f"image {out.image_loss.item():.4g}); {where}")
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
+            optimizer.step()
+            step += 1
+            samples += len(batch["pair_ids"]) * d.world
+            values = {"loss": out.loss.item(), "text_loss": out.text_loss.item(),
+                      "image_loss": out.image_loss.item()}
+            for sums in (window, epoch_sums):
+                for k, v in values.items():
+                    sums[k] += v
+                sums["n"] += 1
+            if step % tc.log_every == 0:
+                row = {**means(window), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm)}
+                log_metrics("train", row)
+                window = zeros()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if step % tc.checkpoint_every == 0:
+                checkpoint(last_path, epoch, pos)
+            if on_step is not None:
+                on_step(step, values)
+            if tc.max_steps is not None and step >= tc.max_steps:
+                stopped = True
+                break
+        train_s += time.perf_counter() - t_epoch
+        if epoch_sums["n"]:
+            log_metrics("train_epoch", means(epoch_sums))  # means over this epoch's steps
+            epoch_sums = zeros()
+        if bar is not None:
+            bar.close()
+        if stopped and pos < train_sampler.batches_per_epoch():
+            last_val = validate(epoch)  # stopped mid-epoch by max_steps: resume continues this epoch
+            keep_best(last_val, epoch, pos)
+            checkpoint(last_path, epoch, pos)
+            break
+        scheduler.step()  # lr decay per epoch
+        last_val = validate(epoch + 1)
+        keep_best(last_val, epoch + 1, 0)
+        checkpoint(last_path, epoch + 1, 0)
+        if stopped:
+            break
+
+    # ---- outputs (rank 0)
+    if last_val is None:  # nothing left to train (resumed after the last epoch)
+        last_val = validate(tc.epochs)
+        keep_best(last_val, tc.epochs, 0)
+    if not best_path.exists():
+        checkpoint(best_path, tc.epochs, 0)
+    first = history["first_val"]
+    summary = {
+        "step": step,
+        "train_samples_per_s": samples / train_s if train_s > 0 else 0.0,
+        "train_seconds": train_s,
+        "skipped_images": history["skipped_images"],
+        "unusable_rows": n_unusable,
+        "val": last_val,
+        "val_first": first,
+        "val_text_perplexity_drop": (first["text_perplexity"] - last_val["text_perplexity"]) / first["text_perplexity"],
+        "val_image_mse_drop": (first["image_mse"] - last_val["image_mse"]) / first["image_mse"],
+    }
+    if d.main:
+        log_metrics("val", {
+            "text_perplexity_drop": summary["val_text_perplexity_drop"],
+            "image_mse_drop": summary["val_image_mse_drop"],
+            "first_text_perplexity": first["text_perplexity"],
+            "first_image_mse": first["image_mse"],
+            "best_loss": history["best_val_loss"],
+        }, plot=False)
+        log_metrics("data", {"skipped_images": history["skipped_images"], "unusable_rows": n_unusable,
+                             "train_pairs": len(train_ds), "val_pairs": len(val_ds)}, plot=False)
+        log_metrics("train", {"samples_per_s": summary["train_samples_per_s"]}, plot=False)
+        if live is not None:
+            live.make_summary()
+            grid = reconstruction_grid(model, val_ds, tc.reconstructions, d.device)
+            if grid is not None:
+                target = Path(live_dir) / "plots" / "images" / "reconstructions.png"
+                with S.atomic_path(target) as tmp:
+                    grid.save(tmp, format="PNG")
+            live.end()
+    if d.world > 1:
+        dist.barrier()
+    return summary
+
+
+# --------------------------------------------------------------------------- cli
+
+def cli_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="cmisc train-ae", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, required=True, help="corpus.parquet (CORPUS schema)")
+    ap.add_argument("--vocab", type=Path, required=True, help="folder with vocab.parquet and word2vec.parquet")
+    ap.add_argument("--out", type=Path, required=True, help="model folder (model.pt, last.pt, config.json)")
+    ap.add_argument("--live-dir", type=Path, default=Path("reports/autoencoder"), help="DVCLive folder")
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    params = load_section(AutoencoderParams, "autoencoder", args.params)
+    text_cfg = load_section(TextConfig, "text", args.params)
+    seed = load_section(BaseConfig, "base", args.params).seed
+    summary = train(args.corpus, args.vocab, args.out, args.live_dir, params, text_cfg, seed,
+                    resume=args.resume, device=args.device, progress=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, indent=2))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def main() -> int:
+    """``python -m cmisc_model.train_autoencoder`` (what torchrun starts on each rank)."""
+    from cmisc_model.errors import USER_ERRORS
+
+    try:
+        return cli_main(sys.argv[1:])
+    except USER_ERRORS as e:
+        print(f"cmisc train-ae: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
