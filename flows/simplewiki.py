@@ -112,7 +112,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="pairs Parquet to write")
     parser.add_argument("--store", required=True, help="content-addressed image store folder")
     parser.add_argument("--image-root", action="append", default=[], help="local folder laid out like upload.wikimedia.org")
-    parser.add_argument("--fetch", action="store_true", help="download images not found locally (needs images.user_agent)")
+    parser.add_argument(
+        "--fetch", nargs="?", const="true", default="false", type=lambda v: v.lower() in ("1", "true", "yes"),
+        help="download images not found locally (needs images.user_agent); also --fetch true|false",
+    )
     parser.add_argument("--shard-size", type=int, default=200, help="pages per parse task")
     parser.add_argument("--workers", type=int, default=2, help="threads of the task runner")
     parser.add_argument("--dask", metavar="ADDRESS", help="run tasks on this Dask scheduler")
