@@ -38,8 +38,9 @@ test: setup
 lint: setup
 	$(BIN)/ruff check cmisc_model tasks flows tests benchmarks
 
+# Speed measurements (not tests); figures in benchmarks/README.md.
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean-env:
 	rm -rf $(VENV)

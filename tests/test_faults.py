@@ -151,3 +151,47 @@ def test_malformed_annotation_file_loses_no_valid_row(tmp_path):
     assert summary["labelled"] == 30
     assert len(summary["annotation_problems"]) == 3 * 5 + 1
     assert all(str(ann) in p for p in summary["annotation_problems"])
+
+
+@pytest.mark.slow
+def test_training_killed_mid_epoch_resumes_from_last_checkpoint(tmp_path):
+    import torch
+
+    from tests.test_train_autoencoder import TINY_MODEL, make_world
+
+    corpus, vocab_dir = make_world(tmp_path / "w", n=64, n_val=4)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["autoencoder"]["model"].update(TINY_MODEL)
+    params["autoencoder"]["train"].update(batch_size=4, epochs=2, log_every=1, checkpoint_every=3)
+    params["autoencoder"]["data"].update(num_workers=0)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "cmisc_model.train_autoencoder", "--corpus", str(corpus), "--vocab",
+           str(vocab_dir), "--out", str(out), "--live-dir", str(tmp_path / "live"), "--params",
+           str(tmp_path / "params.yaml"), "--device", "cpu"]
+    steps_per_epoch = 60 // 4
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, killed_at = time.time() + 180, None
+    while time.time() < deadline and proc.poll() is None:
+        last = out / "last.pt"
+        if last.exists():
+            try:
+                step = torch.load(last, weights_only=True)["step"]
+            except Exception:  # noqa: BLE001 - caught between write and rename is impossible; a partial read is not
+                step = 0
+            if 3 <= step < steps_per_epoch:  # mid-epoch 1
+                proc.send_signal(signal.SIGKILL)
+                killed_at = step
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_at is not None, "training finished or stalled before it could be killed mid-epoch"
+    killed_at = torch.load(out / "last.pt", weights_only=True)["step"]  # a later one may have landed meanwhile
+    assert killed_at < steps_per_epoch
+    assert not (out / "model.pt").exists() or torch.load(out / "model.pt", weights_only=True)["step"] <= killed_at
+
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming from {out / 'last.pt'}: step {killed_at}" in done.stderr
+    final = torch.load(out / "last.pt", weights_only=True)
+    assert final["step"] == 2 * steps_per_epoch
