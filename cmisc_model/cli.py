@@ -27,7 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vocab": ("cmisc_model.vocab", "vocabulary and Word2Vec from the training split"),
     "train-ae": ("cmisc_model.train_autoencoder", "train the autoencoder (DVCLive, checkpoints, resume)"),
     "embed": ("cmisc_model.embed", "2400-d article embeddings of a pairs file"),
+    "train-cl": ("cmisc_model.train_classifier", "train the CMI/SC classifier (K repeats) -> predictions"),
     "baselines": ("cmisc_model.baselines", "most-frequent and SVM baselines -> predictions"),
+    "predict": ("cmisc_model.predict", "CMI/SC of an image + text, or of a pairs file"),
     "evaluate": ("cmisc_model.evaluate", "evaluation report: Table 3, confusion matrices, label statistics"),
     "inspect": ("cmisc_model.inspect", "summarise any Parquet artifact"),
 }
