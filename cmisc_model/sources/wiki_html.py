@@ -41,15 +41,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-from cmisc_model.schemas import make_pair_id, normalise_file_title
 from cmisc_model.sentences import split_sentences
 from cmisc_model.sources.wikitext import (
     DEFAULT_BASE_URL,
     DEFAULT_FILE_NAMESPACES,
-    SOURCE,
     WikitextOptions,
-    article_url,
     commons_url,
+    pairs_from_sections,
 )
 
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
@@ -296,10 +294,6 @@ def _keep(img: _Image, options: WikitextOptions) -> bool:
     return not (options.require_caption and not img.caption)
 
 
-def _block(titles: list[str], sentences: list[str]) -> dict:
-    return {"titles": list(titles), "sentences": list(sentences)}
-
-
 # --------------------------------------------------------------------------- pairs
 
 def html_pairs(
@@ -327,62 +321,9 @@ def html_pairs(
     except RecursionError as e:
         raise HtmlError(f"page {title!r} (id {page_id}): HTML nested too deeply") from e
 
-    doc_id = str(page_id)
-    url = article_url(title, base_url)
-    whole = [
-        _block([title] if i == 0 else sec.path, sec.sentences)
-        for i, sec in enumerate(sections)
-        if sec.sentences and not sec.dropped
-    ]
-    rows: list[dict] = []
-    uses: dict[str, int] = {}
-    for i, sec in enumerate(sections):
-        images = [img for img in sec.images if _keep(img, options)]
-        if not images:
-            continue
-        if i == 0:
-            blocks = whole
-        else:
-            blocks = [_block(sec.path, sec.sentences)] if sec.sentences else []
-            if options.subsection_text:
-                depth = len(sec.path)
-                for sub in sections[i + 1:]:
-                    if len(sub.path) <= depth or sub.path[:depth] != sec.path:
-                        break
-                    if sub.sentences and not sub.dropped:
-                        blocks.append(_block(sub.path, sub.sentences))
-        if sum(len(b["sentences"]) for b in blocks) < max(options.min_sentences, 0):
-            continue
-        for img in images:
-            key = normalise_file_title("File:" + img.name)
-            uses[key] = uses.get(key, 0) + 1
-            image_key = key if uses[key] == 1 else f"{key}#{uses[key]}"
-            rows.append(
-                {
-                    "pair_id": make_pair_id(SOURCE, doc_id, image_key),
-                    "source": SOURCE,
-                    "doc_id": doc_id,
-                    "doc_title": title,
-                    "revision_id": revision_id,
-                    "revision_timestamp": revision_timestamp,
-                    "url": url,
-                    "position": "lead" if i == 0 else "section",
-                    "section_path": list(sec.path),
-                    "text_blocks": [dict(b) for b in blocks],
-                    "caption": img.caption,
-                    "alt": img.alt,
-                    "image_title": "File:" + img.name,
-                    "image_url": _original_url(img.src, key),
-                    "image_sha256": None,
-                    "image_path": None,
-                    "image_width": None,
-                    "image_height": None,
-                    "image_format": None,
-                    "image_status": "missing",  # the image step fills it
-                    "licence": None,
-                    "attribution": None,
-                    "retrieved_at": None,
-                    "dump_date": dump_date,
-                }
-            )
-    return rows
+    return pairs_from_sections(
+        title, page_id, sections, options,
+        keep=lambda img: _keep(img, options),
+        image_ref=lambda img, key: ("File:" + img.name, _original_url(img.src, key)),
+        revision_id=revision_id, revision_timestamp=revision_timestamp, base_url=base_url, dump_date=dump_date,
+    )

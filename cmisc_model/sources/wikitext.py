@@ -29,8 +29,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import mwparserfromhell
@@ -599,19 +600,47 @@ def page_pairs(
     except Exception as e:  # mwparserfromhell's ParserError and its internal bugs
         raise WikitextError(f"page {title!r} (id {page_id}): {type(e).__name__}: {e}") from e
 
+    return pairs_from_sections(
+        title, page_id, sections, options,
+        image_ref=lambda img, key: (img.written, commons_url(img.name)),
+        revision_id=revision_id, revision_timestamp=revision_timestamp, base_url=base_url, dump_date=dump_date,
+    )
+
+
+def pairs_from_sections(
+    title: str,
+    page_id: int | str,
+    sections: Sequence,
+    options: WikitextOptions,
+    *,
+    image_ref: Callable[[Any, str], tuple[str, str]],
+    keep: Callable[[Any], bool] = lambda img: True,
+    revision_id: int | None = None,
+    revision_timestamp: str | None = None,
+    base_url: str = DEFAULT_BASE_URL,
+    dump_date: str | None = None,
+) -> list[dict]:
+    """The pairing rule (paper §4.3), shared by the wikitext and the HTML extractor.
+
+    ``sections`` (lead first) have ``path``, ``sentences``, ``dropped`` and
+    ``images``; ``image_ref(img, key)`` gives (image title as written, URL).
+    A lead image gets the whole article (every section with text, in reading
+    order); a section image gets its section's text (and its subsections' with
+    ``options.subsection_text``). A file used twice on a page gets ``#2``.
+    """
     doc_id = str(page_id)
     url = article_url(title, base_url)
-    lead_titles = [title]
     # The whole article, for lead images: sections with text, in reading order.
-    whole = []
-    for i, sec in enumerate(sections):
-        if sec.sentences and not sec.dropped:
-            whole.append(_block(lead_titles if i == 0 else sec.path, sec.sentences))
-
+    whole = [
+        _block([title] if i == 0 else sec.path, sec.sentences)
+        for i, sec in enumerate(sections)
+        if sec.sentences and not sec.dropped
+    ]
     rows: list[dict] = []
     uses: dict[str, int] = {}
     for i, sec in enumerate(sections):
-        if not sec.images:
+        images = [img for img in sec.images if keep(img)]
+        if not images:
             continue
         if i == 0:
             blocks = whole
@@ -626,10 +655,11 @@ def page_pairs(
                         blocks.append(_block(sub.path, sub.sentences))
         if sum(len(b["sentences"]) for b in blocks) < max(options.min_sentences, 0):
             continue
-        for img in sec.images:
+        for img in images:
             key = normalise_file_title("File:" + img.name)
             uses[key] = uses.get(key, 0) + 1
             image_key = key if uses[key] == 1 else f"{key}#{uses[key]}"
+            image_title, image_url = image_ref(img, key)
             rows.append(
                 {
                     "pair_id": make_pair_id(SOURCE, doc_id, image_key),
@@ -644,8 +674,8 @@ def page_pairs(
                     "text_blocks": [dict(b) for b in blocks],
                     "caption": img.caption,
                     "alt": img.alt,
-                    "image_title": img.written,
-                    "image_url": commons_url(img.name),
+                    "image_title": image_title,
+                    "image_url": image_url,
                     "image_sha256": None,
                     "image_path": None,
                     "image_width": None,
