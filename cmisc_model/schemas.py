@@ -23,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -81,7 +81,7 @@ def make_pair_id(source: str, doc_id: str, image_key: str) -> str:
     normalised file title for Wikipedia (``#2`` appended for a second use on the
     same page), the story's image file name for BBC, the caption id for COCO.
     """
-    h = hashlib.sha1(f"{source}\x1f{doc_id}\x1f{image_key}".encode("utf-8"))
+    h = hashlib.sha1(f"{source}\x1f{doc_id}\x1f{image_key}".encode())
     return h.hexdigest()[:16]
 
 
@@ -290,7 +290,7 @@ def from_rows(rows: Iterable[Mapping], schema: pa.Schema, where: str = "<rows>")
 
 # --------------------------------------------------------------------------- io
 
-def atomic_path(path: str | os.PathLike) -> "_AtomicPath":
+def atomic_path(path: str | os.PathLike) -> _AtomicPath:
     """Context manager yielding a temporary path that replaces ``path`` on success.
 
     The previous file stays untouched when the body raises. Fails early, with

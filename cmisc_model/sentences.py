@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 
 ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof st jr sr vs etc eg ie no nos vol pp fig al approx dept est
-    gen gov lt col sgt capt cmdr adm rev hon inc ltd co corp jan feb mar apr jun jul
-    aug sep sept oct nov dec mt ft ave blvd u.s u.k e.g i.e a.m p.m""".split()
+    ["mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "eg", "ie", "no", "nos", "vol", "pp", "fig", "al", "approx", "dept", "est", "gen", "gov", "lt", "col", "sgt", "capt", "cmdr", "adm", "rev", "hon", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mt", "ft", "ave", "blvd", "u.s", "u.k", "e.g", "i.e", "a.m", "p.m"]
 )
 
 # A candidate boundary: terminal punctuation, optional closers, whitespace, then
@@ -46,9 +44,9 @@ def split_sentences(text: str) -> list[str]:
         for m in _BOUNDARY.finditer(paragraph):
             end = m.end(1)
             chunk = paragraph[start:end]
-            if m.group(1).startswith(".") and len(m.group(1).rstrip("\"'\u2019\u201d)]")) == 1:
-                if _ends_with_abbreviation(chunk):
-                    continue
+            single_period = m.group(1).startswith(".") and len(m.group(1).rstrip("\"'\u2019\u201d)]")) == 1
+            if single_period and _ends_with_abbreviation(chunk):
+                continue
             sentences.append(chunk.strip())
             start = m.end()
         tail = paragraph[start:].strip()

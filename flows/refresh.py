@@ -21,7 +21,7 @@ import argparse
 import json
 import os
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -113,7 +113,7 @@ def simplewiki_refresh(
     meta = {
         "cmisc.source": "mediawiki-api" + ("+html" if html else ""),
         "cmisc.endpoint": cfg.endpoint,
-        "cmisc.retrieved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cmisc.retrieved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cmisc.revisions": json.dumps({str(k): v for k, v in sorted(revisions.items())}),
         "cmisc.incomplete": "true" if failures else "false",
     }
