@@ -21,10 +21,21 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+
+
+def _shared() -> Path:
+    """The project's read-only shared folder: $CMISC_SHARED_DIR, else ../shared
+    beside the checkout, else /work/shared (where CI's clean clone may live elsewhere)."""
+    for candidate in (os.environ.get("CMISC_SHARED_DIR"), REPO.parent / "shared", "/work/shared"):
+        if candidate and (Path(candidate) / "realdata").is_dir():
+            return Path(candidate)
+    return REPO.parent / "shared"
+
+
+SHARED = _shared()
 REALDATA = SHARED / "realdata"
 
 

@@ -6,7 +6,6 @@ These run real flows against the session's one Prefect test server.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 

@@ -24,10 +24,8 @@ from cmisc_model.images import (
     store_images_rows,
 )
 from cmisc_model.schemas import PAIRS, from_rows, make_pair_id, read_table, write_table
+from tests.conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.exists():
-    SHARED = Path("/work/shared")
 COCO = SHARED / "realdata" / "coco" / "coco-mini"
 TRUNCATED = SHARED / "realdata" / "images" / "truncated.jpg"
 UA = "cmisc-tests/0.1 (https://example.org/cmisc; tests@example.org)"

@@ -11,9 +11,9 @@ import pytest
 from cmisc_model import cli
 from cmisc_model import predict as P
 from cmisc_model import schemas as S
+from tests.conftest import REALDATA as REAL
 from tests.test_train_classifier import make_world, run, tiny_params
 
-REAL = Path("/work/shared/realdata")
 COCO = REAL / "coco" / "coco-mini"
 IMAGE_ID = 205401
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import bz2
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,9 @@ from cmisc_model.sources.wiki_dump import (
     pages_to_pairs,
     read_siteinfo,
 )
+from tests.conftest import REALDATA as _REAL
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "wiki"
+REALDATA = _REAL / "wiki"
 DUMP_2019 = REALDATA / "simplewiki-2019-7pages.xml.bz2"
 TRUNCATED = REALDATA / "simplewiki-2023-truncated.xml"
 ARTICLES = ["April", "August", "Art", "A", "Air", "Autonomous communities of Spain"]

@@ -13,8 +13,9 @@ import pytest
 from cmisc_model.schemas import PAIRS, from_rows, make_pair_id
 from cmisc_model.sources import wikitext
 from cmisc_model.sources.wikitext import WikitextError, WikitextOptions, commons_url, page_pairs
+from tests.conftest import REALDATA as _REAL
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "wiki"
+REALDATA = _REAL / "wiki"
 DUMP_2019 = REALDATA / "simplewiki-2019-7pages.xml.bz2"
 
 
