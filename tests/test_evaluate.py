@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from cmisc_model import schemas as S
 from cmisc_model.annotations import LabelledSplitConfig, repeat_split
@@ -130,7 +131,9 @@ def test_flow_runs_baselines_evaluates_and_publishes_the_report(world, capsys):
 
     tmp, rows, lab = world
     params = tmp / "params.yaml"
-    params.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text().replace("repeats: 5", "repeats: 2"))
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    spec["baselines"]["repeats"] = 2
+    params.write_text(yaml.safe_dump(spec))
     preds = prediction_rows("classifier", 0, rows, truth) + prediction_rows("classifier", 1, rows, truth)
     cl = write_predictions(pa.Table.from_pylist(preds, schema=S.PREDICTIONS), tmp / "classifier.parquet")
     out = tmp / "reports"
