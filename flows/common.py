@@ -23,6 +23,10 @@ from prefect.artifacts import (
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cmisc_model.errors import USER_ERRORS
+from cmisc_model.images import ImagesConfig, merge_summaries
+from tasks.images import store_images_shard
+
+SHARD_ROWS = 256  # pair rows per store-images task
 
 
 def task_runner(dask_address: str | None = None, workers: int = 2):
@@ -45,6 +49,36 @@ class Progress:
     def update(self, fraction: float) -> None:
         if self.id is not None:
             update_progress_artifact(artifact_id=self.id, progress=round(100.0 * min(max(fraction, 0.0), 1.0), 1))
+
+
+def store_images(
+    rows: list[dict],
+    store: str,
+    cfg: ImagesConfig,
+    progress: Progress,
+    *,
+    local_roots: list[str] | None = None,
+    fetch: bool = False,
+    label: str = "images",
+    start: float = 0.0,
+) -> tuple[list[dict], dict]:
+    """Map the store-images task over shards of rows; rows come back in order.
+
+    The store is shared and content-addressed, so shards never clash. Progress
+    moves from ``start`` to 1.0 as shards finish.
+    """
+    futures = [
+        store_images_shard.submit(rows[i : i + SHARD_ROWS], store, cfg, list(local_roots or []), fetch,
+                                  label=f"{label}-{i // SHARD_ROWS}")
+        for i in range(0, len(rows), SHARD_ROWS)
+    ]
+    out, summaries = [], []
+    for k, f in enumerate(futures):
+        r, s = f.result()
+        out += r
+        summaries.append(s)
+        progress.update(start + (1.0 - start) * (k + 1) / len(futures))
+    return out, merge_summaries(summaries) if summaries else {}
 
 
 def _flat(prefix: str, value: Any, out: list[dict]) -> None:

@@ -18,36 +18,18 @@ from prefect import flow
 from cmisc_model import schemas as S
 from cmisc_model.config import BaseConfig, load_section
 from cmisc_model.corpus import CorpusConfig
-from cmisc_model.images import ImagesConfig, merge_summaries
+from cmisc_model.images import ImagesConfig
 from cmisc_model.sources.bbc import BbcConfig
 from cmisc_model.sources.coco import CocoConfig
 from cmisc_model.text import TextConfig
 from cmisc_model.vocab import VocabConfig
-from flows.common import Progress, run_cli, summary_table, task_runner
+from flows.common import Progress, run_cli, store_images, summary_table, task_runner
 from tasks import corpus as T
-from tasks.images import store_images_shard
-
-SHARD_ROWS = 256
 
 
 def _write_json(path: Path, data: dict) -> None:
     with S.atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _store(rows: list[dict], store: str, cfg: ImagesConfig, progress: Progress, label: str) -> tuple[list[dict], dict]:
-    """Map the image task over shards of rows; results come back in order."""
-    futures = [
-        store_images_shard.submit(rows[i : i + SHARD_ROWS], store, cfg, [], False, label=f"{label}-{i // SHARD_ROWS}")
-        for i in range(0, len(rows), SHARD_ROWS)
-    ]
-    out, summaries = [], []
-    for k, f in enumerate(futures):
-        r, s = f.result()
-        out += r
-        summaries.append(s)
-        progress.update((k + 1) / len(futures))
-    return out, merge_summaries(summaries) if summaries else {}
 
 
 @flow(name="bbc-pairs", log_prints=True)
@@ -57,7 +39,7 @@ def bbc_flow(root: str, out: str, store: str, params: str = "params.yaml") -> di
     images_cfg = load_section(ImagesConfig, "images", params)
     progress = Progress(f"BBC stories in {root}")
     rows, summary = T.bbc_stories(root, cfg, text_cfg)
-    rows, summary["images"] = _store(rows, store, images_cfg, progress, "bbc")
+    rows, summary["images"] = store_images(rows, store, images_cfg, progress, label="bbc")
     S.write_table(S.from_rows(rows, S.PAIRS, out), out, S.PAIRS, metadata={"cmisc.source": "bbc"})
     _write_json(Path(out).with_suffix(".summary.json"), summary)
     summary_table("bbc-summary", summary, f"BBC pairs from {root}")
@@ -74,7 +56,7 @@ def coco_flow(
     progress = Progress(f"COCO captions {Path(captions).name}")
     pairs, labelled, annotations, summary = T.coco_captions(captions, images, cfg, seed)
     n = len(pairs)
-    rows, summary["images"] = _store(pairs + labelled, store, images_cfg, progress, "coco")
+    rows, summary["images"] = store_images(pairs + labelled, store, images_cfg, progress, label="coco")
     S.write_table(S.from_rows(rows[:n], S.PAIRS, out), out, S.PAIRS, metadata={"cmisc.source": "coco"})
     S.write_table(S.from_rows(rows[n:], S.PAIRS, labelled_out), labelled_out, S.PAIRS, metadata={"cmisc.source": "coco"})
     S.write_table(annotations, annotations_out, S.ANNOTATIONS, metadata={"cmisc.source": "coco"})

@@ -29,11 +29,10 @@ from prefect import flow
 
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
-from cmisc_model.images import ImagesConfig, merge_summaries
+from cmisc_model.images import ImagesConfig
 from cmisc_model.sources.mediawiki_api import UA_ENV, ScrapeConfig, known_revisions_of
 from cmisc_model.sources.wikitext import WikitextOptions
-from flows.common import Progress, run_cli, summary_table, task_runner
-from tasks.images import store_images_shard
+from flows.common import Progress, run_cli, store_images, summary_table, task_runner
 from tasks.scrape import fetch_pages, list_pages
 
 
@@ -81,16 +80,9 @@ def simplewiki_refresh(
         failures += fails
         progress.update(0.6 * (i + 1) / len(futures))
 
-    image_futures = [
-        store_images_shard.submit(new_rows[i : i + 256], store, images_cfg, [], fetch_images, label=str(i // 256))
-        for i in range(0, len(new_rows), 256)
-    ]
-    stored, summaries = [], []
-    for i, f in enumerate(image_futures):
-        r, s = f.result()
-        stored += r
-        summaries.append(s)
-        progress.update(0.6 + 0.4 * (i + 1) / len(image_futures))
+    stored, images_summary = store_images(
+        new_rows, store, images_cfg, progress, fetch=fetch_images, label="refresh", start=0.6
+    )
 
     failed_ids = {f.get("page_id") for f in failures}
     refreshed = {int(p.page_id) for p in changed if p.page_id not in failed_ids}
@@ -108,7 +100,7 @@ def simplewiki_refresh(
         "failures": [f"{f.get('page')} ({f.get('stage')}): {f.get('reason')}" for f in failures],
         "pairs": len(rows),
         "pairs_new": len(stored),
-        "images": merge_summaries(summaries) if summaries else {},
+        "images": images_summary,
     }
     meta = {
         "cmisc.source": "mediawiki-api" + ("+html" if html else ""),

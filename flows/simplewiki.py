@@ -23,7 +23,7 @@ from prefect import flow
 
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
-from cmisc_model.images import ImagesConfig, merge_summaries
+from cmisc_model.images import ImagesConfig
 from cmisc_model.sources.wiki_dump import (
     DumpTruncatedError,
     SiteInfo,
@@ -32,13 +32,8 @@ from cmisc_model.sources.wiki_dump import (
     read_siteinfo,
 )
 from cmisc_model.sources.wikitext import WikitextOptions
-from flows.common import Progress, run_cli, summary_table, task_runner
-from tasks.images import store_images_shard
+from flows.common import Progress, run_cli, store_images, summary_table, task_runner
 from tasks.wiki import parse_shard
-
-
-def shards(rows: list[dict], size: int) -> list[list[dict]]:
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 @flow(name="simplewiki-pairs", log_prints=True)
@@ -74,17 +69,9 @@ def simplewiki_pairs(
         skipped += s
         progress.update(0.5 * (i + 1) / len(futures))
 
-    # Images: one task per shard of rows; the store is shared and content-addressed.
-    image_futures = [
-        store_images_shard.submit(chunk, store, images_cfg, list(image_roots or []), fetch, label=str(i))
-        for i, chunk in enumerate(shards(rows, 256))
-    ]
-    stored, summaries = [], []
-    for i, f in enumerate(image_futures):
-        r, s = f.result()
-        stored += r
-        summaries.append(s)
-        progress.update(0.5 + 0.5 * (i + 1) / len(image_futures))
+    stored, images_summary = store_images(
+        rows, store, images_cfg, progress, local_roots=image_roots, fetch=fetch, label="wiki", start=0.5
+    )
 
     meta = {"cmisc.source": "simplewiki", "cmisc.dump": Path(dump).name}
     if error is not None:
@@ -96,7 +83,7 @@ def simplewiki_pairs(
         "pages_with_pairs": len({r["doc_id"] for r in stored}),
         "pages_skipped": len(skipped),
         "skipped": [f"{s['title']}: {s['reason']}" for s in skipped],
-        "images": merge_summaries(summaries) if summaries else {},
+        "images": images_summary,
         "incomplete": error is not None,
     }
     summary_table("simplewiki-summary", summary, f"Pairs from {Path(dump).name}")
