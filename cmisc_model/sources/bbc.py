@@ -25,8 +25,9 @@ through from either encoding.
 
 Image fields: ``image_title`` is the image's file name, ``image_path`` its
 path as ``ROOT/subdir/NAME.jpg`` (relative when ``--root`` is relative, which
-keeps the artifact the same on every checkout), ``image_url`` its absolute
-``file://`` URL (provenance only), ``image_status`` "ok" when the file exists
+keeps the artifact the same on every checkout), ``image_url`` the same path
+(it survives the image step, which rewrites ``image_path`` to the stored
+copy), ``image_status`` "ok" when the file exists
 and "missing" when not (``image_path`` then null). The image step verifies and
 decodes the file and fills sha256, size and format.
 
@@ -300,7 +301,10 @@ def bbc_pairs(
                 "text_blocks": blocks,
                 "caption": caption,
                 "image_title": image.name if image else f"{name}.jpg",
-                "image_url": image.resolve().as_uri() if image else None,
+                # The path as given, not an absolute file:// URL: the artifact must
+                # not depend on where the project is checked out. The image step
+                # reads it again when a stored copy is found corrupt.
+                "image_url": str(image) if image else None,
                 "image_path": str(image) if image else None,
                 "image_status": "ok" if image else "missing",
                 "attribution": "BBC News, via the Feng & Lapata (2010) corpus",
