@@ -179,38 +179,13 @@ def test_missing_corpus_folder_is_an_error(tmp_path):
 
 def test_cli_writes_pairs_and_summary(tree, tmp_path):
     out = tmp_path / "out" / "bbc_pairs.parquet"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cmisc_model",
-            "bbc-pairs",
-            "--root",
-            str(tree),
-            "--out",
-            str(out),
-            "--params",
-            str(tmp_path / "empty.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    cmd = [sys.executable, "-m", "cmisc_model", "bbc-pairs", "--root", str(tree), "--out", str(out),
+           "--params", str(tmp_path / "empty.yaml")]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert run.returncode == 2 and "empty.yaml" in run.stderr
     (tmp_path / "empty.yaml").write_text("{}\n")
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cmisc_model",
-            "bbc-pairs",
-            "--root",
-            str(tree),
-            "--out",
-            str(out),
-            "--params",
-            str(tmp_path / "empty.yaml"),
-        ],
+        cmd,
         capture_output=True,
         text=True,
         check=True,
