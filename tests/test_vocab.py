@@ -16,10 +16,10 @@ def corpus_rows():
         word = {"train": "circle", "val": "valonly", "test": "testonly"}[split]
         sentences = [f"A red {word} is in the upper left.", f"The {word} is large and red."] * 6
         rows.append(
-            dict(
-                pair_id=f"p{d}", source="simplewiki", doc_id=str(d), position="lead", section_path=[],
-                text_blocks=[{"titles": [], "sentences": sentences}], image_status="ok", split=split,
-            )
+            {
+                "pair_id": f"p{d}", "source": "simplewiki", "doc_id": str(d), "position": "lead", "section_path": [],
+                "text_blocks": [{"titles": [], "sentences": sentences}], "image_status": "ok", "split": split,
+            }
         )
     # a training row without a usable image: the autoencoder never sees it, nor does the vocabulary
     rows.append({**rows[0], "pair_id": "bad", "doc_id": "99", "image_status": "rejected:decode-error",
@@ -65,3 +65,19 @@ def test_word2vec_rows_match_vocab_and_are_deterministic(tmp_path):
 
     model = Word2Vec.load(str(a / "word2vec.model"))
     assert "valonly" not in model.wv.key_to_index and "circle" in model.wv.key_to_index
+
+
+def test_outputs_are_byte_identical_and_timings_are_not_metrics(tmp_path):
+    import json
+
+    metrics, a = build(tmp_path, "a", seed=3)
+    _, b = build(tmp_path, "b", seed=3)
+    # word2vec.model is gensim's pickle: it used to carry datetimes and the training time
+    for name in ("vocab.parquet", "word2vec.parquet", "word2vec.model", "metrics.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    declared = json.loads((a / "metrics.json").read_text())
+    timings = json.loads((a / "timings.json").read_text())
+    assert set(timings) == {"normalise_s", "word2vec_s", "word2vec_words_per_s"}
+    assert not set(timings) & set(declared)
+    assert not any(k.endswith("_s") for k in declared)
+    assert metrics["timings"] == timings  # the CLI and the Prefect artifact still show them
