@@ -7,7 +7,10 @@ bounded downloads. ``PoliteSession`` does exactly that and nothing more:
 
 - it refuses to exist without a User-Agent that names a contact;
 - it only talks to the configured hosts, redirects included;
-- it keeps a minimum interval between requests, shared by all threads;
+- it keeps a minimum interval between requests to each host (``host:port``),
+  shared by every session and thread of the process (``shared_limiter``), and
+  calls ``before_request(netloc)`` first so that a caller can add a limit
+  shared across processes (the flows use Prefect's global rate limits);
 - it retries 429, 5xx, timeouts and connection errors with exponential
   back-off and full jitter, waiting at least ``Retry-After`` when the server
   gives one;
@@ -85,11 +88,53 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - now)
 
 
+class RateLimiter:
+    """A minimum interval between request starts; slots are handed out in order.
+
+    ``reserve`` returns how long the caller must sleep before its request
+    (the caller sleeps, so a session's injected ``sleep`` is honoured).
+    """
+
+    def __init__(self, min_interval: float, clock: Callable[[], float] = time.monotonic):
+        self.min_interval = min_interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+
+    def reserve(self) -> float:
+        with self._lock:
+            now = self.clock()
+            start = max(now, self._next_slot)
+            self._next_slot = start + self.min_interval
+        return start - now
+
+
+_SHARED: dict[str, RateLimiter] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_limiter(netloc: str, rate_per_s: float) -> RateLimiter:
+    """The process's one limiter for ``netloc`` (``host[:port]``).
+
+    Every session of the process that talks to that host uses it, so two
+    Prefect tasks on two threads, each with its own client, still keep one
+    rate; when two sessions ask different rates, the stricter one holds.
+    """
+    with _SHARED_LOCK:
+        limiter = _SHARED.get(netloc)
+        if limiter is None:
+            limiter = _SHARED[netloc] = RateLimiter(1.0 / rate_per_s)
+        limiter.min_interval = max(limiter.min_interval, 1.0 / rate_per_s)
+        return limiter
+
+
 class PoliteSession:
     """requests.Session with an allow-list, a rate limit, retries and byte caps.
 
-    ``rate_per_s`` is the most requests started per second by this session,
-    across all threads that share it (a separate process has its own budget).
+    ``rate_per_s`` is the most requests started per second to one host by this
+    process: sessions share one limiter per host (``shared_limiter``); a
+    session with an injected ``clock`` (tests) keeps its own. Other processes
+    have their own budget unless ``before_request`` adds a shared one.
     ``max_retries`` counts retries after the first try. A ``Retry-After`` longer
     than ``backoff_max`` is not waited for: the request fails at once (a thread
     blocked for an hour helps nobody; the next run retries it).
@@ -108,12 +153,16 @@ class PoliteSession:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        before_request: Callable[[str], None] | None = None,
     ):
         self.user_agent = check_user_agent(user_agent)
         self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
         if rate_per_s <= 0:
             raise CmiscError(f"rate_per_s must be positive, got {rate_per_s}")
+        self.rate_per_s = rate_per_s
         self.min_interval = 1.0 / rate_per_s
+        self.before_request = before_request
+        self._own_limiters: dict[str, RateLimiter] | None = None if clock is time.monotonic else {}
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -122,8 +171,6 @@ class PoliteSession:
         self.sleep = sleep
         self.clock = clock
         self.rng = rng or random.Random()
-        self._lock = threading.Lock()
-        self._next_slot = 0.0
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": self.user_agent, "Accept-Encoding": "gzip"})
 
@@ -138,14 +185,18 @@ class PoliteSession:
                 f"host not allowed: {url} (allowed: {', '.join(sorted(self.allowed_hosts))})",
             )
 
-    def _wait_for_slot(self) -> None:
-        """Block until this request may start; slots are handed out in order."""
-        with self._lock:
-            now = self.clock()
-            start = max(now, self._next_slot)
-            self._next_slot = start + self.min_interval
-        if start > now:
-            self.sleep(start - now)
+    def _wait_for_slot(self, url: str) -> None:
+        """Block until a request to ``url``'s host may start."""
+        netloc = urlsplit(url).netloc.lower()
+        if self.before_request is not None:
+            self.before_request(netloc)
+        if self._own_limiters is None:
+            limiter = shared_limiter(netloc, self.rate_per_s)
+        else:
+            limiter = self._own_limiters.setdefault(netloc, RateLimiter(self.min_interval, self.clock))
+        delay = limiter.reserve()
+        if delay > 0:
+            self.sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
         # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^attempt)].
@@ -158,7 +209,7 @@ class PoliteSession:
         """One request, following redirects by hand so every hop is allow-listed."""
         for _ in range(MAX_REDIRECTS + 1):
             self.check_host(url)
-            self._wait_for_slot()
+            self._wait_for_slot(url)
             resp = self._session.get(
                 url, params=params, stream=stream, timeout=self.timeout, allow_redirects=False
             )

@@ -511,7 +511,7 @@ def _process(
     return _Outcome("ok", norm.fmt, sha, norm.width, norm.height, written)
 
 
-def make_session(cfg: ImagesConfig) -> PoliteSession:
+def make_session(cfg: ImagesConfig, before_request=None) -> PoliteSession:
     """The network client the image step uses; raises if no User-Agent is set."""
     if not cfg.user_agent:
         raise CmiscError(
@@ -525,6 +525,7 @@ def make_session(cfg: ImagesConfig) -> PoliteSession:
         max_retries=cfg.max_retries,
         timeout=cfg.timeout_s,
         max_bytes=cfg.max_bytes,
+        before_request=before_request,
     )
 
 

@@ -10,6 +10,7 @@ task code never changes.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -102,8 +103,30 @@ def markdown(key: str, text: str, description: str) -> None:
     create_markdown_artifact(markdown=text, key=key, description=description)
 
 
+class _NoUserErrorTracebacks(logging.Filter):
+    """Console only: drop Prefect's records that carry a traceback of a known
+    input or configuration error (the API still gets them, the UI shows them);
+    ``run_cli`` ends with the one line that says what to fix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, USER_ERRORS)
+
+
+def quiet_console() -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in (logging.getLogger(), *(logging.getLogger(n) for n in logging.root.manager.loggerDict)):
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not any(
+                isinstance(f, _NoUserErrorTracebacks) for f in handler.filters
+            ):
+                handler.addFilter(_NoUserErrorTracebacks())
+
+
 def run_cli(main: Callable[[list[str]], int]) -> None:
     """``python -m flows.x``: bad input -> one line on stderr and exit 2."""
+    quiet_console()
     try:
         code = main(sys.argv[1:])
     except USER_ERRORS as e:

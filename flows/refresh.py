@@ -8,8 +8,15 @@ Each run lists the pages with their latest revision ids (one cheap request per
 the previous output (tasks over shards of 50 pages, cached on (page id,
 revision id)), replaces those pages' pairs, drops deleted pages, keeps the
 rest, and stores the new images. A page that fails keeps its previous pairs
-and revision, so the next run tries it again. Artifacts: progress while it
-runs, the summary table at the end.
+and revision, and a shard with failures is not cached, so the next run
+fetches it again. Artifacts: progress while it runs, the summary table at the
+end.
+
+The configuration (User-Agent, endpoint host, params) is checked before any
+task runs, and a bad one is never retried; HTTP faults are retried by the
+HTTP client only. Every request to a host takes a slot of that host's Prefect
+global rate limit (``tasks/limits.py``), so ``scrape.rate_per_s`` holds across
+task threads and Dask workers.
 
 Scheduled as a deployment (weekly) by ``prefect.yaml`` or ``python -m
 flows.serve``; both need a Prefect server (``prefect server start``).
@@ -30,9 +37,10 @@ from prefect import flow
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
 from cmisc_model.images import ImagesConfig
-from cmisc_model.sources.mediawiki_api import UA_ENV, ScrapeConfig, known_revisions_of
+from cmisc_model.sources.mediawiki_api import UA_ENV, ScrapeConfig, known_revisions_of, make_client
 from cmisc_model.sources.wikitext import WikitextOptions
 from flows.common import Progress, run_cli, store_images, summary_table, task_runner
+from tasks.limits import ensure_rate_limits
 from tasks.scrape import fetch_pages, list_pages
 
 
@@ -43,6 +51,20 @@ def scrape_config(params: str, endpoint: str | None, user_agent: str | None) -> 
         # Naming an endpoint configures its host, as `cmisc wiki-scrape --endpoint` does.
         cfg = replace(cfg, endpoint=endpoint, allowed_hosts=sorted({*cfg.allowed_hosts, host}))
     return replace(cfg, user_agent=user_agent or os.environ.get(UA_ENV) or cfg.user_agent)
+
+
+def check_config(params: str, endpoint: str | None, user_agent: str | None):
+    """(scrape config, pairing options, images config), or ``CmiscError`` naming
+    what to fix. Cheap and offline: runs before any task, and in ``main``
+    before the flow starts, so a bad setting costs no request and no retry."""
+    cfg = scrape_config(params, endpoint, user_agent)
+    make_client(cfg).session.close()  # User-Agent with contact, endpoint host allowed
+    options = load_section(WikitextOptions, "simplewiki", params)
+    images_cfg = load_section(ImagesConfig, "images", params)
+    images_cfg = replace(
+        images_cfg, user_agent=cfg.user_agent, allowed_hosts=sorted({*images_cfg.allowed_hosts, *cfg.allowed_hosts})
+    )
+    return cfg, options, images_cfg
 
 
 @flow(name="simplewiki-refresh", log_prints=True)
@@ -59,12 +81,9 @@ def simplewiki_refresh(
     fetch_images: bool = True,
     params: str = "params.yaml",
 ) -> dict:
-    cfg = scrape_config(params, endpoint, user_agent)
-    options = load_section(WikitextOptions, "simplewiki", params)
-    images_cfg = load_section(ImagesConfig, "images", params)
-    images_cfg = replace(
-        images_cfg, user_agent=cfg.user_agent, allowed_hosts=sorted({*images_cfg.allowed_hosts, *cfg.allowed_hosts})
-    )
+    cfg, options, images_cfg = check_config(params, endpoint, user_agent)
+    api_host = urlsplit(cfg.endpoint).netloc
+    ensure_rate_limits({**{h: images_cfg.rate_per_s for h in images_cfg.allowed_hosts}, api_host: cfg.rate_per_s})
     known, old_rows = known_revisions_of(out) if Path(out).exists() else ({}, [])
     progress = Progress(f"Refreshing {out} from {cfg.endpoint}")
 
@@ -132,6 +151,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dask", metavar="ADDRESS")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
+    check_config(args.params, args.endpoint, args.user_agent)  # fails in one line, before Prefect starts
     run = simplewiki_refresh.with_options(task_runner=task_runner(args.dask, args.workers))
     s = run(
         args.out, args.store, args.titles, args.category, args.all, args.limit, args.endpoint,

@@ -1,4 +1,16 @@
-"""Prefect tasks over the MediaWiki Action API: list pages, fetch shards of pages."""
+"""Prefect tasks over the MediaWiki Action API: list pages, fetch shards of pages.
+
+One retry layer per failure kind:
+
+- HTTP faults (429, 5xx, timeouts, maxlag) are retried by ``PoliteSession``
+  with back-off; a task never retries them again on top.
+- Bad configuration or input (``CmiscError``: no User-Agent, a host not
+  allowed, a request that failed for good) is never retried
+  (``retry_condition_fn``): retrying cannot fix it.
+- A page that fails is retried by the next run: its revision is not recorded,
+  and a shard with failures is never cached.
+- Task retries are left for the rest: an unexpected crash of a worker.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +20,38 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from prefect import task
+from prefect.transactions import get_transaction
 
+from cmisc_model.errors import USER_ERRORS
 from cmisc_model.sources.mediawiki_api import ApiPage, ScrapeConfig, fetch_shard, make_client
 from cmisc_model.sources.wikitext import WikitextOptions
+from tasks.limits import prefect_rate_limiter
 
-FETCH_VERSION = "1"  # bump when the page -> pairs rules change
+FETCH_VERSION = "2"  # bump when the page -> pairs rules change
 
 
-@task(name="list-pages", retries=3, retry_delay_seconds=[5, 30, 120], retry_jitter_factor=0.5)
+def retry_unless_handled(task, task_run, state) -> bool:
+    """Retry a task only for errors no other layer handles (``retry_condition_fn``).
+
+    Configuration and input errors, and HTTP failures that already went
+    through the session's retries, end the task at once.
+    """
+    try:
+        state.result()
+    except USER_ERRORS:
+        return False
+    except Exception:  # noqa: BLE001 - anything else is worth another try
+        return True
+    return True
+
+
+@task(name="list-pages", retries=2, retry_delay_seconds=[5, 30], retry_jitter_factor=0.5,
+      retry_condition_fn=retry_unless_handled)
 def list_pages(
     cfg: ScrapeConfig, titles: list[str] | None, category: str | None, all_pages: bool, limit: int | None
 ) -> list[ApiPage]:
     """The chosen pages with their latest revision ids (cheap: ids only, 50 a request)."""
-    client = make_client(cfg)
+    client = make_client(cfg, before_request=prefect_rate_limiter())
     if titles:
         return list(client.latest_revisions(titles=titles[:limit] if limit else titles))
     members = client.category_members(category, limit=limit) if category else client.all_pages(limit=limit)
@@ -41,6 +72,7 @@ def fetch_key(pages: list[ApiPage], endpoint: str, html: bool, options: Wikitext
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_jitter_factor=0.5,
+    retry_condition_fn=retry_unless_handled,
     cache_key_fn=lambda ctx, p: fetch_key(p["pages"], p["cfg"].endpoint, p["html"], p["options"]),
     cache_expiration=timedelta(days=90),
     persist_result=True,
@@ -49,5 +81,15 @@ def fetch_key(pages: list[ApiPage], endpoint: str, html: bool, options: Wikitext
 def fetch_pages(
     cfg: ScrapeConfig, pages: list[ApiPage], html: bool, options: WikitextOptions, label: str = ""
 ) -> tuple[list[dict], list[dict]]:
-    """(pair rows, failures) of a shard; a failing page never fails the shard."""
-    return fetch_shard(make_client(cfg), pages, html=html, options=options)
+    """(pair rows, failures) of a shard; a failing page never fails the shard.
+
+    Only a shard without failures is cached: a failure cached as a result
+    would be replayed for 90 days instead of retried by the next run.
+    """
+    rows, failures = fetch_shard(make_client(cfg, before_request=prefect_rate_limiter()), pages,
+                                 html=html, options=options)
+    if failures:
+        txn = get_transaction()  # the task run's own transaction: no cache record on commit
+        if txn is not None:
+            txn.write_on_commit = False
+    return rows, failures

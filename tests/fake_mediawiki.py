@@ -89,6 +89,7 @@ class RequestRecord:
     user_agent: str
     status: int
     fault: str | None
+    at: float = 0.0  # time.monotonic() on arrival, to check the spacing of requests
 
 
 def render_html(title: str, wikitext: str, markup: str = "figure") -> str:
@@ -420,7 +421,7 @@ class FakeWiki:
         ua = h.headers.get("User-Agent", "")
         path = urllib.parse.unquote(parsed.path)
         fault = None
-        record = RequestRecord(path, params, ua, 0, None)
+        record = RequestRecord(path, params, ua, 0, None, time.monotonic())
         with self._lock:
             self.requests.append(record)  # logged on arrival, so the order is the order asked
             if path == "/w/api.php":

@@ -647,7 +647,7 @@ def refresh_rows(old_rows: Iterable[dict], new_rows: list[dict], summary: Scrape
 # --------------------------------------------------------------------------- setup
 
 
-def make_client(cfg: ScrapeConfig, sleep=None) -> MediaWikiClient:
+def make_client(cfg: ScrapeConfig, sleep=None, before_request=None) -> MediaWikiClient:
     """A client for ``cfg``; refuses (``CmiscError``) without a User-Agent with contact."""
     if not (cfg.user_agent or "").strip():
         raise CmiscError(
@@ -666,7 +666,7 @@ def make_client(cfg: ScrapeConfig, sleep=None) -> MediaWikiClient:
         raise CmiscError(f"endpoint {cfg.endpoint}: host {host!r} is not in scrape.allowed_hosts {cfg.allowed_hosts}")
     session = PoliteSession(
         cfg.user_agent, cfg.allowed_hosts, rate_per_s=cfg.rate_per_s, max_retries=cfg.max_retries,
-        timeout=cfg.timeout, sleep=sleep or time.sleep,
+        timeout=cfg.timeout, sleep=sleep or time.sleep, before_request=before_request,
     )
     return MediaWikiClient(session, cfg.endpoint, maxlag=cfg.maxlag, batch_size=cfg.batch_size)
 
