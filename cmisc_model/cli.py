@@ -4,11 +4,25 @@ Each sub-command lives in the module of its concept and exposes
 ``cli_main(argv) -> int``; this file only dispatches, importing the module
 lazily so that ``cmisc text`` does not pay for importing torch. Errors that
 come from bad input (``CmiscError`` and its kin) print one line and exit 2.
+
+Why not click or typer (both installed with Prefect and DVC): every command
+already parses its own options with argparse in its own module, where the
+tests call ``cli_main(argv)`` directly. A click group over them would only
+pass the arguments through, so it would add an import and a second parsing
+library without parsing anything; what click would give us (``--version``,
+"did you mean", help from docstrings) is the few lines below.
+
+``command_parser`` is the ArgumentParser the commands should use: its
+description is the module docstring's first paragraph without reST markup,
+it shows defaults, and it suggests the nearest option for a misspelt one.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import importlib
+import re
 import sys
 
 from cmisc_model.errors import USER_ERRORS
@@ -35,9 +49,64 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("cmisc")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        from cmisc_model import __version__
+
+        return __version__
+
+
+def plain(doc: str | None) -> str:
+    """The first paragraph of a docstring as help text: reST ``literals`` and
+    `roles` lose their backquotes, line breaks become spaces."""
+    first = (doc or "").strip().split("\n\n")[0]
+    first = re.sub(r":\w+:`([^`]*)`", r"\1", first)
+    return " ".join(first.replace("``", "").replace("`", "").split())
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with a suggestion for a misspelt option (Python 3.11 has none)."""
+
+    def parse_args(self, args=None, namespace=None):
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            options = [s for a in self._actions for s in a.option_strings]
+            first = extra[0].split("=")[0]
+            hint = did_you_mean(first, options) if first.startswith("-") else ""
+            self.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+        return ns
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" where a default says something: not for flags,
+    not for None, not where the help already names its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "default" not in text and not isinstance(action, argparse._HelpAction):
+            text += " (default: %(default)s)"
+        return text
+
+
+def command_parser(prog: str, doc: str | None, **kwargs) -> CommandParser:
+    kwargs.setdefault("formatter_class", _HelpFormatter)
+    return CommandParser(prog=prog, description=plain(doc), **kwargs)
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
-    lines = ["usage: cmisc COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: cmisc [--version] [--help] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {n.ljust(width)}  {h}" for n, (_, h) in COMMANDS.items()]
     lines += ["", "cmisc COMMAND --help shows a command's options."]
     return "\n".join(lines)
@@ -45,12 +114,25 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv:  # a script that forgot its command must not look successful
+        print(f"{_usage()}\n\ncmisc: error: no command given", file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
+    if argv[0] == "--version":
+        print(f"cmisc {version()}")
+        return 0
+    if argv[0] == "help":  # `cmisc help train-ae` = `cmisc train-ae --help`
+        if len(argv) == 1:
+            print(_usage())
+            return 0
+        argv = [argv[1], "--help"]
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"cmisc: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        what = "option" if name.startswith("-") else "command"
+        print(f"cmisc: unknown {what} {name!r}{did_you_mean(name, list(COMMANDS))} "
+              "(cmisc --help lists the commands)", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
     try:

@@ -10,7 +10,8 @@ One schema per artifact (design.md, "Data flow"):
 - ``VOCAB``       token, id, count (0 = pad, 1 = unknown, then by frequency);
 - ``WORD2VEC``    token, id, 300-d vector;
 - ``EMBEDDINGS``  one 2400-d article embedding per pair;
-- ``PREDICTIONS`` one row per (system, repeat, scored pair): true and predicted classes.
+- ``PREDICTIONS`` one row per (system, repeat, scored pair): true and predicted classes;
+- ``SCORES``      ``cmisc predict``: one row per input pair, scored or with the reason it was not.
 
 ``read_table`` validates a Parquet file against a schema and names the file,
 the column and (for values) the row that is wrong. ``write_table`` is atomic:
@@ -201,6 +202,32 @@ PREDICTIONS = pa.schema(
     metadata={"cmisc.schema": "predictions/1"},
 )
 
+# ``cmisc predict``: the batch Parquet has one row per input pair, and the
+# single-pair JSON is one such row (pair_id null). Field names follow
+# PREDICTIONS (cmi_pred, cmi_prob). Rows it could not score keep scored=false,
+# a reason and null scores.
+SCORES = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("scored", pa.bool_(), nullable=False),
+        pa.field("reason", pa.string()),  # why not scored; null when scored
+        pa.field("cmi_pred", pa.int8()),  # most probable class 0..4
+        pa.field("cmi_level", pa.float32()),  # its level: CMI_LEVELS[cmi_pred]
+        pa.field("cmi_expected", pa.float32()),  # sum(p x level), in [0, 1]
+        pa.field("cmi_prob", pa.list_(pa.float32(), N_CLASSES)),  # per level, in CMI_LEVELS order
+        pa.field("sc_pred", pa.int8()),
+        pa.field("sc_level", pa.float32()),
+        pa.field("sc_expected", pa.float32()),  # in [-1, 1]
+        pa.field("sc_prob", pa.list_(pa.float32(), N_CLASSES)),  # in SC_LEVELS order
+        pa.field("sentences", pa.int32()),  # what the model read, after truncation
+        pa.field("tokens", pa.int32()),
+        pa.field("unknown_tokens", pa.int32()),  # tokens outside the model's vocabulary
+        pa.field("warnings", pa.list_(pa.string())),  # e.g. most tokens unknown: input unlike training
+    ],
+    metadata={"cmisc.schema": "scores/1"},
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "pairs": PAIRS,
     "corpus": CORPUS,
@@ -210,6 +237,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "word2vec": WORD2VEC,
     "embeddings": EMBEDDINGS,
     "predictions": PREDICTIONS,
+    "scores": SCORES,
 }
 
 
