@@ -1,9 +1,10 @@
 """``cmisc predict``: CMI and SC of new image-text pairs with a trained classifier.
 
-One pair, JSON on stdout:
+One pair, one JSON record on stdout:
 
-    cmisc predict --image photo.jpg --text article.txt [--source bbc] [--model models/classifier]
-    echo "A dog on a red ball." | cmisc predict --image photo.jpg --text -
+    cmisc predict --image photo.jpg --text "A red circle in the upper left."
+    cmisc predict --image photo.jpg --text-file article.txt [--source bbc]
+    echo "A red circle in the upper left." | cmisc predict --image photo.jpg --text-file -
 
 Many pairs (any pairs-like Parquet file: pairs, corpus, labelled), in batches:
 
@@ -16,62 +17,61 @@ Many pairs (any pairs-like Parquet file: pairs, corpus, labelled), in batches:
 ``--source bbc`` turns on British -> American spelling as in training. The
 image gets the evaluation transform (centre crop, no flip).
 
-For each measure the output gives the most probable class, its level on the
-label scale, the expected value sum(p x level) (CMI in [0, 1], SC in [-1, 1])
-and the probability of each level. The batch output (schema ``SCORES`` below)
-has one row per scored pair; rows without a usable image are skipped and
-counted.
+The single-pair JSON and each row of the batch Parquet have the same fields
+(schema ``SCORES`` in schemas.py): for each measure the most probable class
+(``cmi_pred``), its level (``cmi_level``), the expected value sum(p x level)
+(``cmi_expected``: CMI in [0, 1], SC in [-1, 1]) and the probability of each
+level (``cmi_prob``); then what the model read and ``warnings``. The batch
+output keeps every input row: a row it could not score has ``scored`` false
+and a ``reason``.
+
+The default model is trained on the generated sample world, whose texts use a
+few hundred words: when many of a text's tokens are unknown to the model, or
+its vocabulary is that small, the output warns that the scores mean little.
+
+torch is imported only when a model is loaded, so ``--help`` is instant.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import torch
-from PIL import Image
-
 from cmisc_model import schemas as S
-from cmisc_model.checkpoint import model_config
-from cmisc_model.config import from_mapping
-from cmisc_model.data import AutoencoderDataset, load_image, pad_ids, usable_rows
 from cmisc_model.errors import CmiscError
-from cmisc_model.models.classifier import Classifier
-from cmisc_model.models.config import ClassifierConfig
-from cmisc_model.models.encoders import ArticleEncoder
-from cmisc_model.text import TextConfig, TextNormaliser
-from cmisc_model.train_autoencoder import amp_context, read_vocab
-from cmisc_model.train_classifier import load_classifier_checkpoint, predict_probs
+from cmisc_model.sentences import split_sentences
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path("models/classifier")
 LEVELS = {"cmi": S.CMI_LEVELS, "sc": S.SC_LEVELS}
+SCORES = S.SCORES
 
-# Output of ``cmisc predict --pairs``: one row per scored pair.
-SCORES = pa.schema(
-    [
-        pa.field("pair_id", pa.string(), nullable=False),
-        pa.field("cmi_pred", pa.int8(), nullable=False),  # class 0..4 (CMI_LEVELS)
-        pa.field("cmi_value", pa.float32(), nullable=False),  # expected CMI in [0, 1]
-        pa.field("cmi_prob", pa.list_(pa.float32(), S.N_CLASSES), nullable=False),
-        pa.field("sc_pred", pa.int8(), nullable=False),  # class 0..4 (SC_LEVELS)
-        pa.field("sc_value", pa.float32(), nullable=False),  # expected SC in [-1, 1]
-        pa.field("sc_prob", pa.list_(pa.float32(), S.N_CLASSES), nullable=False),
-    ],
-    metadata={"cmisc.schema": "scores/1"},
-)
+# More unknown tokens than this share: the text is unlike what the model was trained on.
+UNKNOWN_WARN_SHARE = 0.2
+# A vocabulary this small cannot come from a real corpus (real Simple English
+# Wikipedia gives tens of thousands of words at min_count 10; the sample world ~700).
+SMALL_VOCAB = 5000
 
 
 class LoadedModel:
     """A classifier folder: the model in eval mode, its vocabulary, text normaliser and image settings."""
 
     def __init__(self, model_dir: str | Path, device: str | None = None):
+        import torch
+
+        from cmisc_model.checkpoint import model_config
+        from cmisc_model.config import from_mapping
+        from cmisc_model.models.classifier import Classifier
+        from cmisc_model.models.config import ClassifierConfig
+        from cmisc_model.models.encoders import ArticleEncoder
+        from cmisc_model.text import TextConfig, TextNormaliser
+        from cmisc_model.train_autoencoder import read_vocab
+        from cmisc_model.train_classifier import load_classifier_checkpoint
+
         self.dir = Path(model_dir)
         if not self.dir.is_dir():
             raise CmiscError(f"{self.dir}: no such model folder (train one with `cmisc train-cl`)")
@@ -98,19 +98,32 @@ class LoadedModel:
         self.resize_factor = float((state.get("data") or {}).get("resize_factor", 1.15))
         self.state_info = {"system": state.get("system"), "step": state.get("step")}
 
+    def model_warning(self) -> str | None:
+        """Said once per run: a model with a toy vocabulary gives toy scores on real pairs."""
+        n = len(self.vocab)
+        if n >= SMALL_VOCAB:
+            return None
+        return (f"{self.dir}: the model knows only {n} words, so it was trained on a small corpus such as "
+                "the generated sample world (the pipeline's default); its scores on real pairs mean little")
+
 
 def describe(cmi_prob: list[float], sc_prob: list[float]) -> dict:
-    """Probabilities -> {measure: class, level, expected value, probability per level}."""
-    out = {}
+    """Probabilities -> the SCORES fields of both measures (class, level, expected value, probabilities)."""
+    out: dict = {}
     for task, prob in (("cmi", cmi_prob), ("sc", sc_prob)):
         k = max(range(len(prob)), key=prob.__getitem__)
-        out[task] = {
-            "class": k,
-            "level": LEVELS[task][k],
-            "expected": round(sum(p * lv for p, lv in zip(prob, LEVELS[task])), 4),
-            "probabilities": {f"{lv:g}": round(p, 4) for lv, p in zip(LEVELS[task], prob)},
-        }
+        out[f"{task}_pred"] = k
+        out[f"{task}_level"] = LEVELS[task][k]
+        out[f"{task}_expected"] = round(sum(p * lv for p, lv in zip(prob, LEVELS[task])), 4)
+        out[f"{task}_prob"] = [round(p, 4) for p in prob]
     return out
+
+
+def text_warnings(n_tokens: int, n_unknown: int, n_vocab: int) -> list[str]:
+    if n_tokens and n_unknown / n_tokens > UNKNOWN_WARN_SHARE:
+        share = f"{n_unknown} of {n_tokens} tokens ({n_unknown / n_tokens:.0%})"
+        return [f"{share} are not among the model's {n_vocab} words: the text is unlike its training data"]
+    return []
 
 
 def read_text(spec: str) -> str:
@@ -132,90 +145,134 @@ def read_text(spec: str) -> str:
     return text
 
 
-@torch.no_grad()
+def score_rows(m: LoadedModel, rows: list[dict], batch_size: int = 32, progress: bool = False) -> list[dict]:
+    """Pairs rows (pair_id, source, text_blocks, image_path, image_status) -> one SCORES record
+    each, in input order; what cannot be scored keeps its row with the reason."""
+    from cmisc_model.data import AutoencoderDataset
+    from cmisc_model.train_classifier import predict_probs
+
+    records, todo = [], []
+    for r in rows:
+        ids = [[m.vocab.get(t, 1) for t in s] for s in m.normaliser.blocks(r["text_blocks"], r["source"])]
+        n_tokens = sum(len(s) for s in ids)
+        n_unknown = sum(t == 1 for s in ids for t in s)
+        rec = {"pair_id": r["pair_id"], "source": r["source"], "scored": False, "reason": None,
+               "sentences": len(ids), "tokens": n_tokens, "unknown_tokens": n_unknown,
+               "warnings": text_warnings(n_tokens, n_unknown, len(m.vocab))}
+        if r.get("image_status") != "ok":
+            rec["reason"] = f"no usable image (image_status {r.get('image_status')})"
+        elif not r.get("image_path"):
+            rec["reason"] = "no image file (image_path is empty)"
+        elif not n_tokens:
+            rec["reason"] = "the text has no words the model can read"
+        else:
+            todo.append(r)
+        records.append(rec)
+    probs: dict = {}
+    if todo:
+        ds = AutoencoderDataset(todo, m.vocab, m.normaliser, m.image_size, train=False,
+                                resize_factor=m.resize_factor)
+        probs, _ = predict_probs(m.model, ds, batch_size, m.device, progress)
+    queued = {r["pair_id"] for r in todo}
+    for rec in records:
+        if rec["pair_id"] in probs:
+            rec.update(describe(*probs[rec["pair_id"]]), scored=True)
+        elif rec["pair_id"] in queued:
+            rec["reason"] = "the image cannot be decoded"
+    # the schema's field order, unscored fields null: the JSON reads like a row of the Parquet
+    return [{name: rec.get(name) for name in S.SCORES.names} for rec in records]
+
+
 def predict_pair(m: LoadedModel, image_path: str | Path, text: str, source: str | None = None) -> dict:
-    """One image + text -> ``describe`` output (plus the model and token counts)."""
+    """One image + text -> one SCORES record (pair_id null); bad input is a CmiscError."""
+    from PIL import Image
+
+    from cmisc_model.data import load_image
+
     image_path = Path(image_path)
     if not image_path.is_file():
         raise CmiscError(f"{image_path}: no such image file")
-    try:
-        image = load_image(image_path, m.image_size, m.resize_factor, train=False)
+    try:  # decode here too, so that a broken image is an error naming it, not a skipped row
+        load_image(image_path, m.image_size, m.resize_factor, train=False)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise CmiscError(f"{image_path}: cannot decode the image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
-    sentences = m.normaliser.sentences(text, source)
-    if not sentences:
-        raise CmiscError("the text has no words the model can read")
-    ids = [[m.vocab.get(t, 1) for t in s] for s in sentences]
-    tokens = pad_ids([ids]).to(m.device)  # (1, S, T)
-    with amp_context(m.device):
-        res = m.model(image.unsqueeze(0).to(m.device), tokens)
-    cmi = torch.softmax(res.cmi_logits.float(), dim=1)[0].tolist()
-    sc = torch.softmax(res.sc_logits.float(), dim=1)[0].tolist()
-    n_tokens = sum(len(s) for s in ids)
-    out = describe(cmi, sc)
-    out["model"] = str(m.dir)
-    out["sentences"] = len(ids)
-    out["tokens"] = n_tokens
-    out["unknown_tokens"] = sum(t == 1 for s in ids for t in s)
-    return out
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CmiscError(f"{image_path}: cannot decode the image ({why})") from e
+    row = {"pair_id": "<input>", "source": source, "image_path": str(image_path), "image_status": "ok",
+           "text_blocks": [{"titles": [], "sentences": split_sentences(text)}]}
+    (rec,) = score_rows(m, [row], batch_size=1)
+    if not rec["scored"]:
+        raise CmiscError(f"{image_path}: {rec['reason']}")
+    return {**rec, "pair_id": None}
 
 
 def predict_pairs(m: LoadedModel, pairs_path: str | Path, out_path: str | Path, batch_size: int = 32,
                   progress: bool = False) -> dict:
-    """Score every usable row of a pairs-like Parquet file -> SCORES Parquet (atomic); returns counts."""
+    """Score a pairs-like Parquet file -> SCORES Parquet (atomic), one row per input row; returns counts."""
     from cmisc_model.embed import read_pairs
 
     rows = read_pairs(Path(pairs_path))
-    ok, n_unusable = usable_rows(rows)
-    if n_unusable:
-        log.warning("%s: %d of %d rows have no usable image (status not 'ok'); skipped",
-                    pairs_path, n_unusable, len(rows))
-    ds = AutoencoderDataset(ok, m.vocab, m.normaliser, m.image_size, train=False, resize_factor=m.resize_factor)
-    probs, failed = predict_probs(m.model, ds, batch_size, m.device, progress)
-    if failed:
-        log.warning("%s: %d images failed to decode; skipped (e.g. %s)", pairs_path, len(failed), failed[0])
-    out_rows = []
-    for r in ok:
-        if r["pair_id"] not in probs:
-            continue
-        cmi, sc = probs[r["pair_id"]]
-        d = describe(cmi, sc)
-        out_rows.append({"pair_id": r["pair_id"],
-                         "cmi_pred": d["cmi"]["class"], "cmi_value": d["cmi"]["expected"], "cmi_prob": cmi,
-                         "sc_pred": d["sc"]["class"], "sc_value": d["sc"]["expected"], "sc_prob": sc})
-    table = S.from_rows(out_rows, SCORES, str(out_path))
-    with S.atomic_path(Path(out_path)) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-    return {"rows": len(rows), "scored": len(out_rows), "no_image": n_unusable, "decode_failed": len(failed),
-            "out": str(out_path)}
+    records = score_rows(m, rows, batch_size, progress)
+    reasons = Counter(r["reason"] for r in records if not r["scored"])
+    for reason, n in reasons.items():
+        log.warning("%s: %d of %d rows not scored: %s (kept with scored=false)", pairs_path, n, len(rows), reason)
+    n_warned = sum(bool(r["warnings"]) for r in records)
+    if n_warned:
+        log.warning("%s: %d of %d rows have many tokens the model does not know (see the warnings column)",
+                    pairs_path, n_warned, len(rows))
+    meta = {"cmisc.model": str(m.dir)}
+    if m.model_warning():
+        meta["cmisc.warning"] = m.model_warning()
+    S.write_table(S.from_rows(records, S.SCORES, str(out_path)), out_path, S.SCORES, metadata=meta)
+    return {"rows": len(rows), "scored": len(rows) - sum(reasons.values()), "not_scored": dict(reasons),
+            "with_warnings": n_warned, "out": str(out_path)}
 
 
 def cli_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="cmisc predict", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="folder from `cmisc train-cl`")
-    ap.add_argument("--image", type=Path, help="one image file")
-    ap.add_argument("--text", help="its text: a UTF-8 file, or - for stdin")
-    ap.add_argument("--source", default=None, help="the text's source (bbc: British -> American spelling)")
-    ap.add_argument("--pairs", type=Path, help="a pairs-like Parquet file to score")
-    ap.add_argument("--out", type=Path, help="scores Parquet to write (with --pairs)")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--device", default=None)
+    from cmisc_model.cli import command_parser
+
+    ap = command_parser("cmisc predict", __doc__)
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder written by cmisc train-cl")
+    one = ap.add_argument_group("one pair (prints a JSON record)")
+    one.add_argument("--image", type=Path, help="the image file")
+    text = one.add_mutually_exclusive_group()
+    text.add_argument("--text", help="the text itself, e.g. a caption (- reads it from stdin)")
+    text.add_argument("--text-file", metavar="PATH", help="a UTF-8 file holding the text (- for stdin)")
+    one.add_argument("--source", default=None,
+                     help="the text's source, as in training: bbc turns on British -> American spelling")
+    many = ap.add_argument_group("a pairs file (writes a scores Parquet)")
+    many.add_argument("--pairs", type=Path, help="pairs-like Parquet file to score (pairs, corpus or labelled)")
+    many.add_argument("--out", type=Path, help="scores Parquet to write")
+    many.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
+    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     args = ap.parse_args(argv)
-    single = args.image is not None or args.text is not None
+    has_text = args.text is not None or args.text_file is not None
+    single = args.image is not None or has_text
     if single == (args.pairs is not None):
-        ap.error("give either --image and --text, or --pairs and --out")
-    if single and (args.image is None or args.text is None):
-        ap.error("--image and --text go together")
+        ap.error("give either --image and --text (or --text-file), or --pairs and --out")
+    if single and (args.image is None or not has_text):
+        ap.error("--image and --text (or --text-file) go together")
     if args.pairs is not None and args.out is None:
         ap.error("--pairs needs --out")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if single:
         if not args.image.is_file():  # before loading the model: fail fast on a typo
             raise CmiscError(f"{args.image}: no such image file")
-        text = read_text(args.text)
+        if args.text_file is not None:
+            text_value = read_text(args.text_file)
+        elif args.text == "-":
+            text_value = read_text("-")
+        elif not args.text.strip():
+            raise CmiscError("--text: the text is empty")
+        else:
+            text_value = args.text
         m = LoadedModel(args.model, args.device)
-        print(json.dumps(predict_pair(m, args.image, text, args.source), indent=2))
+        rec = predict_pair(m, args.image, text_value, args.source)
+        for w in filter(None, [m.model_warning(), *rec["warnings"]]):
+            print(f"warning: {w}", file=sys.stderr)
+        print(json.dumps(rec, indent=2))
     else:
         m = LoadedModel(args.model, args.device)
+        if m.model_warning():
+            print(f"warning: {m.model_warning()}", file=sys.stderr)
         print(json.dumps(predict_pairs(m, args.pairs, args.out, args.batch_size, progress=True)))
     return 0

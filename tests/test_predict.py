@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from cmisc_model import cli
-from cmisc_model import predict as P
 from cmisc_model import schemas as S
 from tests.conftest import REALDATA as REAL
 from tests.test_train_classifier import make_world, run, tiny_params
@@ -44,19 +42,39 @@ def cmisc(monkeypatch):
     return cli.main
 
 
+def check_record(rec: dict) -> None:
+    """A scored SCORES record, as a user reads it."""
+    assert rec["scored"] is True and rec["reason"] is None
+    for task, levels in (("cmi", S.CMI_LEVELS), ("sc", S.SC_LEVELS)):
+        probs = rec[f"{task}_prob"]
+        assert len(probs) == len(levels) and abs(sum(probs) - 1) < 1e-3
+        assert levels[0] <= rec[f"{task}_expected"] <= levels[-1]
+        assert rec[f"{task}_level"] == levels[rec[f"{task}_pred"]]
+        assert rec[f"{task}_expected"] == pytest.approx(sum(p * v for p, v in zip(probs, levels)), abs=1e-3)
+
+
 def test_predict_one_real_coco_pair(model_dir, coco_pair, cmisc, capsys):
     image, text = coco_pair
-    assert cmisc(["predict", "--model", str(model_dir), "--image", str(image), "--text", str(text)]) == 0
-    out = json.loads(capsys.readouterr().out)
-    for task, levels in (("cmi", S.CMI_LEVELS), ("sc", S.SC_LEVELS)):
-        probs = out[task]["probabilities"]
-        assert list(probs) == [f"{v:g}" for v in levels]
-        assert abs(sum(probs.values()) - 1) < 1e-3
-        assert levels[0] <= out[task]["expected"] <= levels[-1]
-        assert out[task]["level"] == levels[out[task]["class"]]
-        assert out[task]["expected"] == pytest.approx(sum(p * v for p, v in zip(probs.values(), levels)), abs=1e-3)
+    assert cmisc(["predict", "--model", str(model_dir), "--image", str(image), "--text-file", str(text)]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert list(out) == S.SCORES.names  # the same fields as a row of the batch Parquet
+    check_record(out)
+    assert out["pair_id"] is None
     # the all-caps caption has no full stop, so the splitter may join it with the next line
     assert 4 <= out["sentences"] <= 5 and out["tokens"] > 40
+    # the tiny test model knows 13 words: real COCO captions are mostly unknown to it, and it says so
+    assert out["unknown_tokens"] > out["tokens"] / 2
+    assert len(out["warnings"]) == 1 and "unlike its training data" in out["warnings"][0]
+    assert "the model knows only" in captured.err and "unlike its training data" in captured.err
+
+
+def test_predict_text_is_a_literal_caption(model_dir, coco_pair, cmisc, capsys):
+    image, _ = coco_pair
+    assert cmisc(["predict", "--model", str(model_dir), "--image", str(image), "--text", "red dog."]) == 0
+    out = json.loads(capsys.readouterr().out)
+    check_record(out)
+    assert out["sentences"] == 1 and out["tokens"] == 3
 
 
 def test_predict_text_from_stdin(model_dir, coco_pair, cmisc, capsys, monkeypatch):
@@ -64,9 +82,10 @@ def test_predict_text_from_stdin(model_dir, coco_pair, cmisc, capsys, monkeypatc
     import sys
 
     image, text = coco_pair
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.read_bytes())))
-    assert cmisc(["predict", "--model", str(model_dir), "--image", str(image), "--text", "-"]) == 0
-    assert set(json.loads(capsys.readouterr().out)) >= {"cmi", "sc"}
+    for flag in ("--text", "--text-file"):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.read_bytes())))
+        assert cmisc(["predict", "--model", str(model_dir), "--image", str(image), flag, "-"]) == 0, flag
+        assert json.loads(capsys.readouterr().out)["tokens"] > 40, flag
 
 
 def test_predict_pairs_file_in_batches(model_dir, tmp_path, cmisc, capsys):
@@ -74,13 +93,39 @@ def test_predict_pairs_file_in_batches(model_dir, tmp_path, cmisc, capsys):
     out = tmp_path / "scores.parquet"
     assert cmisc(["predict", "--model", str(model_dir), "--pairs", str(labelled), "--out", str(out),
                   "--batch-size", "7"]) == 0
-    table = pq.read_table(out)
-    assert table.schema.equals(P.SCORES, check_metadata=False)
+    table = S.read_table(out, S.SCORES)
     ids = S.read_table(labelled, S.LABELLED).column("pair_id").to_pylist()
-    assert sorted(table.column("pair_id").to_pylist()) == sorted(ids)  # each once, last batch kept
+    assert table.column("pair_id").to_pylist() == ids  # each once, in input order, last batch kept
     for r in table.to_pylist():
-        assert abs(sum(r["cmi_prob"]) - 1) < 1e-4 and -1 <= r["sc_value"] <= 1
+        check_record(r)
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scored"] == len(ids)
+
+
+def test_batch_keeps_rows_it_cannot_score(model_dir, tmp_path, cmisc, capsys):
+    """A missing image, a broken image and an empty text: kept, each with its reason."""
+    rows = S.read_table(model_dir.parent / "labelled.parquet", S.LABELLED).select(S.PAIRS.names).to_pylist()[:4]
+    rows[1] |= {"image_status": "missing", "image_path": None}
+    rows[2] |= {"image_path": str(REAL / "images" / "truncated.jpg")}
+    rows[3] |= {"text_blocks": []}
+    pairs = tmp_path / "pairs.parquet"
+    S.write_table(S.from_rows(rows, S.PAIRS), pairs, S.PAIRS)
+    out = tmp_path / "scores.parquet"
+    assert cmisc(["predict", "--model", str(model_dir), "--pairs", str(pairs), "--out", str(out)]) == 0
+    got = S.read_table(out, S.SCORES).to_pylist()
+    assert [r["pair_id"] for r in got] == [r["pair_id"] for r in rows]
+    check_record(got[0])
+    assert [r["scored"] for r in got] == [True, False, False, False]
+    assert "image_status missing" in got[1]["reason"]
+    assert "cannot be decoded" in got[2]["reason"]
+    assert "no words" in got[3]["reason"]
+    assert all(r["cmi_pred"] is None and r["sc_prob"] is None for r in got[1:])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["rows"] == 4 and summary["scored"] == 1
+    # cmisc inspect knows the scores schema
+    assert cmisc(["inspect", "--json", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["schema"] == "scores" and info["rows"] == 4
+    assert info["by_scored"] == {"false": 3, "true": 1}
 
 
 def bad_cases(model_dir: Path, tmp: Path, image: Path, text: Path) -> dict[str, tuple[list[str], str]]:
@@ -102,16 +147,18 @@ def bad_cases(model_dir: Path, tmp: Path, image: Path, text: Path) -> dict[str, 
     (broken_pt / "vocab.parquet").write_bytes((model_dir / "vocab.parquet").read_bytes())
     (broken_pt / "model.pt").write_bytes((model_dir / "model.pt").read_bytes()[:500])
     m = ["--model", str(model_dir)]
+    t = ["--text-file", str(text)]
     return {
-        "missing image": ([*m, "--image", str(tmp / "nope.jpg"), "--text", str(text)], "no such image"),
-        "broken image": ([*m, "--image", str(REAL / "images" / "truncated.jpg"), "--text", str(text)], "cannot decode"),
-        "empty text": ([*m, "--image", str(image), "--text", str(empty)], "empty"),
-        "non-UTF-8 text": ([*m, "--image", str(image), "--text", str(latin1)], "not UTF-8"),
-        "missing text file": ([*m, "--image", str(image), "--text", str(tmp / "nope.txt")], "no such text"),
-        "other vocabulary": (["--model", str(other_vocab), "--image", str(image), "--text", str(text)], "vocabulary"),
-        "missing model.pt": (["--model", str(no_model), "--image", str(image), "--text", str(text)], "model.pt"),
-        "truncated model.pt": (["--model", str(broken_pt), "--image", str(image), "--text", str(text)], "corrupt"),
-        "missing folder": (["--model", str(tmp / "none"), "--image", str(image), "--text", str(text)], "no such model"),
+        "missing image": ([*m, "--image", str(tmp / "nope.jpg"), *t], "no such image"),
+        "broken image": ([*m, "--image", str(REAL / "images" / "truncated.jpg"), *t], "cannot decode"),
+        "empty text file": ([*m, "--image", str(image), "--text-file", str(empty)], "empty"),
+        "empty caption": ([*m, "--image", str(image), "--text", "  "], "empty"),
+        "non-UTF-8 text": ([*m, "--image", str(image), "--text-file", str(latin1)], "not UTF-8"),
+        "missing text file": ([*m, "--image", str(image), "--text-file", str(tmp / "nope.txt")], "no such text"),
+        "other vocabulary": (["--model", str(other_vocab), "--image", str(image), *t], "vocabulary"),
+        "missing model.pt": (["--model", str(no_model), "--image", str(image), *t], "model.pt"),
+        "truncated model.pt": (["--model", str(broken_pt), "--image", str(image), *t], "corrupt"),
+        "missing folder": (["--model", str(tmp / "none"), "--image", str(image), *t], "no such model"),
     }
 
 
