@@ -21,7 +21,6 @@ a DVC metric). All but ``timings.json`` are byte-identical from run to run.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -198,10 +197,14 @@ def load_vocab(path: Path) -> dict[str, int]:
 
 
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="cmisc vocab", description=__doc__.split("\n\n")[0])
+    from cmisc_model.cli import command_parser
+
+    parser = command_parser("cmisc vocab", __doc__)
     parser.add_argument("--corpus", type=Path, required=True, help="corpus.parquet from the corpus stage")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder (vocab.parquet, word2vec.*, metrics.json, timings.json)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="params file with base, vocab and text sections")
     args = parser.parse_args(argv)
     seed = load_section(BaseConfig, "base", args.params).seed
     cfg = load_section(VocabConfig, "vocab", args.params)
