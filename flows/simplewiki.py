@@ -29,7 +29,9 @@ from cmisc_model.sources.wiki_dump import (
     SiteInfo,
     dump_date_from_name,
     iter_page_shards,
+    merge_stats,
     read_siteinfo,
+    stats_summary,
 )
 from cmisc_model.sources.wikitext import WikitextOptions
 from flows.common import Progress, run_cli, store_images, summary_table, task_runner
@@ -61,19 +63,22 @@ def simplewiki_pairs(
         for i, pages in enumerate(iter_page_shards(dump, shard_size)):
             futures.append(parse_shard.submit(pages, options, site, dump_date, label=str(i)))
     except DumpTruncatedError as e:
+        if not futures:
+            raise  # not a single page: the previous output stays as it was
         error = e
-    rows, skipped = [], []
+    rows, skipped, stats = [], [], {}
     for i, f in enumerate(futures):
-        r, s = f.result()
+        r, s, counts = f.result()
         rows += r
         skipped += s
+        merge_stats(stats, counts)
         progress.update(0.5 * (i + 1) / len(futures))
 
     stored, images_summary = store_images(
         rows, store, images_cfg, progress, local_roots=image_roots, fetch=fetch, label="wiki", start=0.5
     )
 
-    meta = {"cmisc.source": "simplewiki", "cmisc.dump": Path(dump).name}
+    meta = {"cmisc.source": site.source, "cmisc.dump": Path(dump).name}
     if error is not None:
         meta.update({"cmisc.incomplete": "true", "cmisc.incomplete_reason": str(error)})
     S.write_table(S.from_rows(stored, S.PAIRS, out), out, S.PAIRS, metadata=meta)
@@ -84,6 +89,7 @@ def simplewiki_pairs(
         "pages_skipped": len(skipped),
         "skipped": [f"{s['title']}: {s['reason']}" for s in skipped],
         "images": images_summary,
+        **stats_summary(stats),
         "incomplete": error is not None,
     }
     summary_table("simplewiki-summary", summary, f"Pairs from {Path(dump).name}")
@@ -114,7 +120,8 @@ def main(argv: list[str]) -> int:
     print(
         f"{args.out}: {summary['pairs']} pairs from {summary['pages_with_pairs']} pages; images ok {img.get('ok', 0)}, "
         f"missing {img.get('missing', 0)}, rejected {sum(img.get('rejected', {}).values())}; "
-        f"{summary['pages_skipped']} pages skipped"
+        f"{summary['pages_skipped']} pages skipped; templates dropped {summary['templates_dropped']}, "
+        f"images in sections without text {summary['images_without_text']}"
     )
     return 0
 

@@ -13,7 +13,7 @@ from cmisc_model.sources.wiki_dump import DumpPage, SiteInfo, pages_to_pairs
 from cmisc_model.sources.wikitext import WikitextOptions
 
 # Bump when the wikitext -> pairs rules change, so cached shards are recomputed.
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 
 def shard_key(pages: list[DumpPage], options: WikitextOptions, extra: str = "") -> str:
@@ -30,13 +30,18 @@ def shard_key(pages: list[DumpPage], options: WikitextOptions, extra: str = "") 
 @task(
     name="parse-pages",
     retries=1,
-    cache_key_fn=lambda ctx, p: shard_key(p["pages"], p["options"], p.get("dump_date") or ""),
+    # Page ids repeat across wikis: the wiki (its dbname and URL) is part of the key.
+    cache_key_fn=lambda ctx, p: shard_key(
+        p["pages"], p["options"], f"{p.get('dump_date') or ''}|{p['site'].source}|{p['site'].base_url}"
+    ),
     cache_expiration=timedelta(days=90),
     persist_result=True,
     task_run_name="parse-pages-{label}",
 )
 def parse_shard(
     pages: list[DumpPage], options: WikitextOptions, site: SiteInfo, dump_date: str | None, label: str = ""
-) -> tuple[list[dict], list[dict]]:
-    """(pair rows, skipped pages with reasons) of one shard."""
-    return pages_to_pairs(pages, options, site, dump_date)
+) -> tuple[list[dict], list[dict], dict]:
+    """(pair rows, skipped pages with reasons, counts of what was left out) of one shard."""
+    stats: dict = {}
+    rows, skipped = pages_to_pairs(pages, options, site, dump_date, stats)
+    return rows, skipped, stats

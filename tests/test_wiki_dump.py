@@ -296,3 +296,55 @@ def test_truncated_multistream_bz2_keeps_complete_streams(tmp_path, xml_2019):
     assert summary["pages_seen"] == 4
     assert {r["doc_title"] for r in _rows(out)} == {"April", "August", "Art", "A"}
     assert file_metadata(out)["cmisc.incomplete"] == "true"
+
+
+# --------------------------------------------------------------------------- issue 11
+
+
+def test_zero_page_inputs_exit_2_and_keep_the_previous_output(tmp_path, capsys):
+    """Anything that is not a dump (text, empty files, gzipped JSON, a zip
+    named .bz2, a directory) is bad input: exit 2, the previous --out kept."""
+    import gzip
+    import zipfile
+
+    out = tmp_path / "pairs.parquet"
+    assert main(["wiki-pairs", "--dump", str(DUMP_2019), "--out", str(out), "--no-progress"]) == 0
+    before = out.read_bytes()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "notes.txt").write_text("just some text, not XML at all\n")
+    (bad / "empty.xml").write_bytes(b"")
+    (bad / "empty.xml.bz2").write_bytes(b"")
+    (bad / "empty2.xml.bz2").write_bytes(bz2.compress(b""))
+    (bad / "empty.xml.gz").write_bytes(gzip.compress(b""))
+    (bad / "data.xml.gz").write_bytes(gzip.compress(json.dumps({"pages": [1, 2]}).encode()))
+    with zipfile.ZipFile(bad / "zipped.xml.bz2", "w") as z:
+        z.writestr("dump.xml", bz2.decompress(DUMP_2019.read_bytes()))
+    (bad / "a-directory.xml").mkdir()
+    for path in sorted(bad.iterdir()):
+        capsys.readouterr()
+        code = main(["wiki-pairs", "--dump", str(path), "--out", str(out), "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 2, path.name
+        assert out.read_bytes() == before, path.name
+        assert path.name in err and "error" in err, err
+    assert not list(tmp_path.glob(".pairs.parquet.*.tmp"))
+
+
+def test_source_comes_from_siteinfo(tmp_path, xml_2019):
+    """An enwiki dump gives source 'enwiki', not 'simplewiki'."""
+    enwiki = tmp_path / "enwiki-sample.xml"
+    enwiki.write_text(xml_2019.replace("<dbname>simplewiki</dbname>", "<dbname>enwiki</dbname>"), encoding="utf-8")
+    dump_to_pairs(enwiki, tmp_path / "en.parquet")
+    rows = _rows(tmp_path / "en.parquet")
+    assert rows and {r["source"] for r in rows} == {"enwiki"}
+    assert file_metadata(tmp_path / "en.parquet")["cmisc.source"] == "enwiki"
+    dump_to_pairs(DUMP_2019, tmp_path / "simple.parquet")
+    assert {r["source"] for r in _rows(tmp_path / "simple.parquet")} == {"simplewiki"}
+
+
+def test_summary_counts_dropped_templates_and_images_without_text(tmp_path):
+    summary = dump_to_pairs(DUMP_2019, tmp_path / "p.parquet")
+    assert summary["templates_dropped"] > 0 and summary["templates_dropped_top"]
+    assert sum(summary["templates_dropped_top"].values()) <= summary["templates_dropped"]
+    assert summary["images_without_text"] >= 0 and "templates_rendered" in summary

@@ -166,7 +166,7 @@ def test_prestrip_changes_nothing_but_speed(pages, monkeypatch):
         t: page_pairs(t, i, x, options=WikitextOptions(include_lists=True))
         for t, (i, x) in pages.items()
     }
-    monkeypatch.setattr(wikitext, "prestrip", lambda text, keep_templates, keep_tables=True: text)
+    monkeypatch.setattr(wikitext, "prestrip", lambda text, *args, **kwargs: text)
     after = {
         t: page_pairs(t, i, x, options=WikitextOptions(include_lists=True))
         for t, (i, x) in pages.items()
@@ -296,7 +296,76 @@ def test_prestrip_changes_nothing_on_gensim_enwiki_excerpt(monkeypatch):
     pages = [p for p in iter_pages(path) if is_article(p) and "[[File:" in p.text]
     assert len(pages) > 50
     before = [page_pairs(p.title, p.page_id, p.text) for p in pages]
-    monkeypatch.setattr(wikitext, "prestrip", lambda text, keep_templates, keep_tables=True: text)
+    monkeypatch.setattr(wikitext, "prestrip", lambda text, *args, **kwargs: text)
     after = [page_pairs(p.title, p.page_id, p.text) for p in pages]
     assert before == after
     assert sum(map(len, before)) > 500
+
+
+# --------------------------------------------------------------------------- issue 11
+
+PROSE = """[[File:Rain.jpg|thumb|Rain]]
+Alabama receives an average of {{convert|56|in|mm}} of rainfall annually.
+The average low temperature in Barrow is {{convert|-13|F|C|abbr=on}}.
+Its name is {{lang|fr|Barrou}} in French, and it lies {{nowrap|300 miles}} north.
+{{As of|2010}}, '''Barrow'''{{'s}} population was {{convert|4|to|5|km}} wide. {{cite web|url=x}}
+"""
+
+
+@pytest.mark.parametrize("infobox", [False, True])  # both the pre-stripped and the parser path
+def test_prose_templates_are_rendered_not_dropped(infobox):
+    stats: dict = {}
+    (row,) = page_pairs("Barrow", 1, PROSE, options=WikitextOptions(include_infobox=infobox), stats=stats)
+    assert _all_sentences(row) == [
+        "Alabama receives an average of 56 in of rainfall annually.",
+        "The average low temperature in Barrow is -13 °F.",
+        "Its name is Barrou in French, and it lies 300 miles north.",
+        "As of 2010, Barrow's population was 4 to 5 km wide.",
+    ]
+    assert stats["templates_dropped"] == 1 and stats["templates_dropped_by_name"] == {"cite web": 1}
+    assert stats["templates_rendered"] == 7
+
+
+def test_prose_templates_come_from_params():
+    """The list is an option: without `convert` the value is dropped (and counted)."""
+    rules = {k: v for k, v in WikitextOptions().prose_templates.items() if k != "convert"}
+    stats: dict = {}
+    (row,) = page_pairs("Barrow", 1, PROSE, options=WikitextOptions(prose_templates=rules), stats=stats)
+    assert "Alabama receives an average of of rainfall annually." in _all_sentences(row)
+    assert stats["templates_dropped_by_name"]["convert"] == 3
+
+
+def test_entities_in_link_targets_are_decoded():
+    text = "[[File:Mac.png|thumb|A Mac]]\nIt runs [[OS&nbsp;X]] and [[Mac&amp;Co]] software."
+    (row,) = page_pairs("Mac", 1, text)
+    assert _all_sentences(row) == ["It runs OS X and Mac&Co software."]
+
+
+def test_sentence_splitter_knows_ranks_and_non_latin_capitals():
+    from cmisc_model.sentences import split_sentences
+
+    assert split_sentences("He served under Maj. Smith and Brig. Jones. They won.") == [
+        "He served under Maj. Smith and Brig. Jones.", "They won."]
+    bulgarian = "София е столицата на България. Тя е най-големият град. Населението е голямо."
+    assert split_sentences(bulgarian) == [
+        "София е столицата на България.", "Тя е най-големият град.", "Населението е голямо."]
+    assert split_sentences("Η Αθήνα είναι πόλη. Είναι παλιά.") == ["Η Αθήνα είναι πόλη.", "Είναι παλιά."]
+    assert split_sentences("It cost 5 vs. 6 units. ok then.") == ["It cost 5 vs. 6 units. ok then."]
+
+
+def test_path_traversal_image_titles_are_rejected_with_a_reason():
+    text = ("[[File:../../etc/passwd.jpg|thumb|Evil]]\n[[File:Good photo.jpg|thumb|Fine]]\n"
+            "Some prose about the page.")
+    rows = {r["caption"]: r for r in page_pairs("Evil", 1, text)}
+    assert rows["Evil"]["image_status"] == "rejected:unsafe-file-name"
+    assert rows["Evil"]["image_url"] is None
+    assert rows["Fine"]["image_status"] == "missing" and rows["Fine"]["image_url"].endswith("Good_photo.jpg")
+
+
+def test_images_in_sections_without_prose_are_counted():
+    text = ("Lead prose here.\n== Gallery-like ==\n[[File:A.jpg|thumb|A]]\n[[File:B.jpg|thumb|B]]\n"
+            "== Text ==\n[[File:C.jpg|thumb|C]]\nSome text.")
+    stats: dict = {}
+    rows = page_pairs("P", 1, text, stats=stats)
+    assert [r["caption"] for r in rows] == ["C"]
+    assert stats["images_without_text"] == 2

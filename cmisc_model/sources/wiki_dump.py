@@ -89,6 +89,12 @@ class SiteInfo:
     namespaces: dict[int, str] = field(default_factory=dict)
 
     @property
+    def source(self) -> str:
+        """The ``source`` column: the wiki's database name (``simplewiki``,
+        ``enwiki``, ``bgwiki``…); ``simplewiki`` when the dump has no siteinfo."""
+        return (self.dbname or "").strip() or wikitext.SOURCE
+
+    @property
     def base_url(self) -> str:
         """Article URL prefix: the main page URL without its title."""
         if self.base and "/" in self.base:
@@ -182,6 +188,8 @@ def _walk(path: str | os.PathLike, want_siteinfo: bool) -> Iterator[DumpPage | S
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such dump file")
+    if path.is_dir():
+        raise CmiscError(f"{path}: is a directory, not a MediaWiki XML dump file")
     root = None
     ns = ""
     page_tag = siteinfo_tag = ""
@@ -214,6 +222,12 @@ def _walk(path: str | os.PathLike, want_siteinfo: bool) -> Iterator[DumpPage | S
     except (ET.ParseError, EOFError, OSError) as e:
         if isinstance(e, (FileNotFoundError, PermissionError)):
             raise
+        if root is None:
+            # Not even a root element: empty, binary, JSON, a zip… Not a dump,
+            # so nothing is written (exit 2), like an XML file of another kind.
+            raise CmiscError(
+                f"{path}: not a MediaWiki XML export (.xml, .xml.bz2 or .xml.gz): {e}"
+            ) from e
         where = (
             f"after page {last[0]!r} (id {last[1]}), the last complete page"
             if last
@@ -280,9 +294,10 @@ class _Job:
     base_url: str
     dump_date: str | None
     file_namespaces: tuple[str, ...]
+    source: str = wikitext.SOURCE
 
 
-def _page_rows(page: DumpPage, job: _Job) -> tuple[list[dict], dict | None]:
+def _page_rows(page: DumpPage, job: _Job, stats: dict | None = None) -> tuple[list[dict], dict | None]:
     """Rows of one page, or the reason it was skipped: never raises."""
     try:
         rows = wikitext.page_pairs(
@@ -295,6 +310,8 @@ def _page_rows(page: DumpPage, job: _Job) -> tuple[list[dict], dict | None]:
             dump_date=job.dump_date,
             options=job.options,
             file_namespaces=job.file_namespaces,
+            source=job.source,
+            stats=stats,
         )
         return rows, None
     except WikitextError as e:
@@ -309,18 +326,43 @@ def pages_to_pairs(
     options: WikitextOptions | None = None,
     site: SiteInfo | None = None,
     dump_date: str | None = None,
+    stats: dict | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """(rows, skipped pages with reasons) for a shard of article pages."""
+    """(rows, skipped pages with reasons) for a shard of article pages;
+    ``stats`` collects the counts of ``wikitext.page_pairs``."""
     site = site or SiteInfo()
-    job = _Job(options or WikitextOptions(), site.base_url, dump_date, site.file_namespaces)
-    return _batch_rows(pages, job)
+    job = _Job(options or WikitextOptions(), site.base_url, dump_date, site.file_namespaces, site.source)
+    return _batch_rows(pages, job, stats)
 
 
-def _batch_rows(pages: Sequence[DumpPage], job: _Job) -> tuple[list[dict], list[dict]]:
+STAT_KEYS = ("templates_rendered", "templates_dropped", "images_without_text")
+
+
+def merge_stats(into: dict, stats: dict) -> dict:
+    """Add the counts of ``stats`` (from ``page_pairs``) to ``into``."""
+    for k in STAT_KEYS:
+        into[k] = into.get(k, 0) + stats.get(k, 0)
+    by_name = into.setdefault("templates_dropped_by_name", {})
+    for k, v in stats.get("templates_dropped_by_name", {}).items():
+        by_name[k] = by_name.get(k, 0) + v
+    return into
+
+
+def stats_summary(stats: dict, top: int = 20) -> dict:
+    """The counts for a summary: totals plus the most often dropped templates
+    (the ones worth adding to ``simplewiki.prose_templates`` if they carry prose)."""
+    by_name = stats.get("templates_dropped_by_name", {})
+    return {
+        **{k: stats.get(k, 0) for k in STAT_KEYS},
+        "templates_dropped_top": dict(sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))[:top]),
+    }
+
+
+def _batch_rows(pages: Sequence[DumpPage], job: _Job, stats: dict | None = None) -> tuple[list[dict], list[dict]]:
     rows: list[dict] = []
     skipped: list[dict] = []
     for page in pages:
-        r, skip = _page_rows(page, job)
+        r, skip = _page_rows(page, job, stats)
         rows.extend(r)
         if skip:
             skipped.append(skip)
@@ -335,22 +377,23 @@ def _init_worker(job: _Job) -> None:
     _WORKER_JOB = job
 
 
-def _table_batch(pages: list[DumpPage], job: _Job) -> tuple[pa.Table | None, list[dict], int]:
-    """(validated Arrow table or None, skipped pages, pages with pairs) of a batch.
+def _table_batch(pages: list[DumpPage], job: _Job) -> tuple[pa.Table | None, list[dict], int, dict]:
+    """(validated Arrow table or None, skipped pages, pages with pairs, stats) of a batch.
 
     Built where the parsing ran, so the reading process only writes: an Arrow
     table crosses the process boundary far cheaper than a list of dicts.
     """
-    rows, skipped = _batch_rows(pages, job)
+    stats: dict = {}
+    rows, skipped = _batch_rows(pages, job, stats)
     table = (
         from_rows(rows, PAIRS, "pairs of pages " + ", ".join(repr(p.title) for p in pages[:3]))
         if rows
         else None
     )
-    return table, skipped, len({r["doc_id"] for r in rows})
+    return table, skipped, len({r["doc_id"] for r in rows}), stats
 
 
-def _worker_batch(pages: list[DumpPage]) -> tuple[pa.Table | None, list[dict], int]:
+def _worker_batch(pages: list[DumpPage]) -> tuple[pa.Table | None, list[dict], int, dict]:
     assert _WORKER_JOB is not None
     return _table_batch(pages, _WORKER_JOB)
 
@@ -435,7 +478,7 @@ def dump_to_pairs(
     except DumpTruncatedError:
         site = SiteInfo()  # iter_pages below meets the same error and records it
     dump_date = dump_date or dump_date_from_name(dump)
-    job = _Job(options, site.base_url, dump_date, site.file_namespaces)
+    job = _Job(options, site.base_url, dump_date, site.file_namespaces, site.source)
     has_image = wikitext.image_markup_regex(site.file_namespaces, options)
     summary = {
         "dump": str(dump),
@@ -446,6 +489,11 @@ def dump_to_pairs(
         "pages_with_pairs": 0,
         "pairs": 0,
         "skipped_pages": [],
+        # Counted over pages with image markup (the others are not parsed).
+        "templates_rendered": 0,
+        "templates_dropped": 0,
+        "templates_dropped_top": {},
+        "images_without_text": 0,
         "incomplete": False,
         "error": None,
     }
@@ -459,8 +507,11 @@ def dump_to_pairs(
     pending: collections.deque = collections.deque()
     bar = tqdm(unit=" pages", disable=not progress, file=sys.stderr, mininterval=0.5)
 
-    def collect(result: tuple[pa.Table | None, list[dict], int]) -> None:
-        table, skipped, n_pages = result
+    stats: dict = {}
+
+    def collect(result: tuple[pa.Table | None, list[dict], int, dict]) -> None:
+        table, skipped, n_pages, batch_stats = result
+        merge_stats(stats, batch_stats)
         if table is not None:
             writer.add(table)
             summary["pairs"] += table.num_rows
@@ -480,7 +531,7 @@ def dump_to_pairs(
             writer = _PairsWriter(
                 tmp,
                 {
-                    "cmisc.source": "simplewiki",
+                    "cmisc.source": site.source,
                     "cmisc.dump": dump.name,
                     "cmisc.dump_date": dump_date or "",
                 },
@@ -503,6 +554,8 @@ def dump_to_pairs(
                                 submit(batch)
                                 batch = []
             except DumpTruncatedError as e:
+                if summary["pages_seen"] == 0:
+                    raise  # no page at all: keep the previous --out (exit 2), write nothing
                 summary["incomplete"] = True
                 summary["error"] = str(e)
             if batch:
@@ -519,6 +572,7 @@ def dump_to_pairs(
         bar.close()
         if pool is not None:
             pool.terminate()
+    summary.update(stats_summary(stats))
     return summary
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,21 @@ DEFAULT_FILE_NAMESPACES = ("File", "Image")
 _URL_SAFE = ";@$!*(),/~:"
 
 
+DEFAULT_PROSE_TEMPLATES = {
+    "convert": "convert", "cvt": "convert",
+    "lang": "second", "lang-*": "first", "transl": "second", "transliteration": "second",
+    "nowrap": "first", "nobr": "first", "nobreak": "first", "small": "first", "smaller": "first",
+    "big": "first", "larger": "first", "abbr": "first", "sic": "first", "nihongo": "first",
+    "formatnum": "first", "lc": "first", "uc": "first",
+    "as of": "as of", "circa": "circa", "c.": "circa",
+    "birth date": "date", "death date": "date", "birth date and age": "date",
+    "death date and age": "date", "start date": "date", "end date": "date", "dts": "date",
+    "frac": "frac", "fraction": "frac", "val": "val",
+    "'s": "text:'s", "'": "text:'", "nbsp": "text: ", "ndash": "text:–", "mdash": "text:—",
+    "snd": "text: – ", "spaced ndash": "text: – ", "us$": "prefix:US$",
+}
+
+
 @dataclass
 class WikitextOptions:
     """The ``simplewiki`` section of params.yaml (defaults equal its values)."""
@@ -84,6 +100,14 @@ class WikitextOptions:
     image_extensions: list[str] = field(
         default_factory=lambda: ["jpg", "jpeg", "png", "gif", "svg"]
     )
+    # Templates that carry prose, rendered to their text instead of dropped
+    # (``{{convert|12|km|mi}}`` -> "12 km"): template name (lower case; a
+    # trailing ``*`` matches a prefix, as in ``lang-*``) -> rule. Rules:
+    # ``first``/``second`` (that positional argument), ``convert``, ``as of``,
+    # ``date``, ``circa``, ``frac``, ``val``, ``text:<literal>``,
+    # ``prefix:<literal>`` (literal + first argument). Every other template is
+    # dropped and counted (``templates_dropped`` in the summaries).
+    prose_templates: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PROSE_TEMPLATES))
     # Sections that are not article prose. Departure from 2017, which removed
     # only a last "References" section: the others are link lists or empty.
     drop_sections: list[str] = field(
@@ -184,9 +208,152 @@ _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.;:!?])")
 
 
 class _Context:
-    def __init__(self, file_re: re.Pattern, category_re: re.Pattern = _CATEGORY):
+    def __init__(
+        self,
+        file_re: re.Pattern,
+        category_re: re.Pattern = _CATEGORY,
+        templates: dict[str, str] | None = None,
+        stats: dict | None = None,
+    ):
         self.file_re = file_re
         self.category_re = category_re
+        self.templates = Templates(DEFAULT_PROSE_TEMPLATES if templates is None else templates, stats)
+
+
+# --------------------------------------------------------------------------- prose templates
+
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"]
+_RANGE = {"-": "–", "–": "–", "to": " to ", "and": " and ", "or": " or ", "by": " by ", "x": " × ",
+          "×": " × ", "+/-": " ± ", "±": " ± ", "to(-)": " to ", "and(-)": " and "}
+_UNITS = {"F": "°F", "C": "°C", "km2": "km²", "sqkm": "km²", "m2": "m²", "sqmi": "sq mi",
+          "sqft": "sq ft", "acre": "acres", "USgal": "US gal", "impgal": "imp gal"}
+_NAMED = re.compile(r"^\s*([^=\[\]{}|]+?)\s*=(.*)$", re.DOTALL)
+_TEMPLATE_APOSTROPHE = "\x1f"  # an apostrophe from a template: not a style quote
+
+
+def _month(value: str) -> str:
+    v = value.strip()
+    return _MONTHS[int(v) - 1] if v.isdigit() and 1 <= int(v) <= 12 else v
+
+
+class Templates:
+    """Renders the prose templates of ``WikitextOptions.prose_templates``;
+    counts the rendered and the dropped ones in ``stats`` (when given)."""
+
+    def __init__(self, rules: dict[str, str], stats: dict | None = None):
+        self.exact = {_norm_name(k): v for k, v in rules.items() if not k.endswith("*")}
+        self.prefixes = [(_norm_name(k[:-1]), v) for k, v in rules.items() if k.endswith("*")]
+        self.stats = stats
+
+    def rule(self, name: str) -> str | None:
+        if name in self.exact:
+            return self.exact[name]
+        return next((v for k, v in self.prefixes if name.startswith(k)), None)
+
+    def render(self, raw_name: str, args: list[str]) -> str | None:
+        """The text of ``{{raw_name|args…}}``, or None (dropped)."""
+        name = _norm_name(raw_name)
+        if ":" in name and not name.startswith(":"):  # a parser function: {{formatnum:1234}}
+            name = name.split(":", 1)[0]
+            args = [raw_name.split(":", 1)[1], *args]
+        pos: list[str] = []
+        named: dict[str, str] = {}
+        for a in args:
+            m = _NAMED.match(a)
+            if m:
+                named[m.group(1).strip().lower()] = m.group(2).strip()
+            else:
+                pos.append(a.strip())
+        rule = self.rule(name)
+        text = _apply_rule(rule, pos, named) if rule else None
+        if self.stats is not None:
+            if text is None:
+                self.stats["templates_dropped"] = self.stats.get("templates_dropped", 0) + 1
+                by_name = self.stats.setdefault("templates_dropped_by_name", {})
+                by_name[name] = by_name.get(name, 0) + 1
+            else:
+                self.stats["templates_rendered"] = self.stats.get("templates_rendered", 0) + 1
+        return text
+
+
+def _norm_name(name: str) -> str:
+    return " ".join(name.replace("_", " ").split()).lower()
+
+
+def _apply_rule(rule: str, pos: list[str], named: dict[str, str]) -> str | None:
+    if rule.startswith("text:"):
+        # An apostrophe next to bold quotes must not read as a style quote.
+        return rule[5:].replace("'", _TEMPLATE_APOSTROPHE)
+    if rule.startswith("prefix:"):
+        return rule[7:] + (pos[0] if pos else "")
+    if rule == "first":
+        return pos[0] if pos else ""
+    if rule == "second":
+        return pos[1] if len(pos) > 1 else (pos[0] if pos else "")
+    if rule == "convert" and len(pos) >= 2:
+        if len(pos) >= 4 and pos[1].lower() in _RANGE:
+            value, unit = f"{pos[0]}{_RANGE[pos[1].lower()]}{pos[2]}", pos[3]
+        else:
+            value, unit = pos[0], pos[1]
+        return f"{value} {_UNITS.get(unit, unit)}"
+    if rule == "as of" and pos:
+        parts = [p for p in (pos[2] if len(pos) > 2 else "", _month(pos[1]) if len(pos) > 1 else "", pos[0]) if p]
+        lead = "as of" if named.get("lc", "").lower() in ("y", "yes", "on") else "As of"
+        return f"{lead} {' '.join(parts)}"
+    if rule == "date" and pos:
+        nums = [p for p in pos if p.isdigit()][:3]
+        if len(nums) == 3:
+            return f"{_month(nums[1])} {int(nums[2])}, {nums[0]}"
+        if len(nums) == 2:
+            return f"{_month(nums[1])} {nums[0]}"
+        return pos[0]
+    if rule == "circa" and pos:
+        return f"c. {pos[0]}"
+    if rule == "frac" and pos:
+        if len(pos) == 1:
+            return f"1/{pos[0]}"
+        if len(pos) == 2:
+            return f"{pos[0]}/{pos[1]}"
+        return f"{pos[0]} {pos[1]}/{pos[2]}"
+    if rule == "val" and pos:
+        unit = named.get("u") or named.get("ul") or ""
+        return f"{pos[0]} {unit}".strip()
+    return None
+
+
+def split_args(text: str) -> list[str]:
+    """``a|[[b|c]]|d`` -> ``["a", "[[b|c]]", "d"]``: pipes inside links stay."""
+    args, depth, start = [], 0, 0
+    i = 0
+    while i < len(text):
+        two = text[i : i + 2]
+        if two == "[[":
+            depth += 1
+            i += 2
+            continue
+        if two == "]]" and depth:
+            depth -= 1
+            i += 2
+            continue
+        if text[i] == "|" and not depth:
+            args.append(text[start:i])
+            start = i + 1
+        i += 1
+    args.append(text[start:])
+    return args
+
+
+def _template_source(node: Template, ctx: _Context) -> str | None:
+    """Render a parsed template the way ``prestrip`` renders its text: inner
+    templates first, so both paths give the same text."""
+    args = []
+    for param in node.params:
+        value = "".join(_template_source(n, ctx) or "" if isinstance(n, Template) else str(n)
+                        for n in param.value.nodes)
+        args.append(f"{param.name}={value}" if param.showkey else value)
+    name = "".join(_template_source(n, ctx) or "" if isinstance(n, Template) else str(n) for n in node.name.nodes)
+    return ctx.templates.render(name, args)
 
 
 def _render(nodes: Iterable, ctx: _Context, out: list[str]) -> None:
@@ -214,9 +381,9 @@ def _render(nodes: Iterable, ctx: _Context, out: list[str]) -> None:
                 if "".join(label).strip():
                     out.extend(label)
                 else:  # the label was only a template ([[X|{{nowrap|…}}]]): show the target
-                    out.append(stripped.split("#")[0])
+                    out.append(html.unescape(stripped.split("#")[0]))
             else:
-                out.append(stripped.lstrip("#"))
+                out.append(html.unescape(stripped.lstrip("#")))  # [[OS&nbsp;X]] reads "OS X"
         elif isinstance(node, Tag):
             tag = str(node.tag).strip().lower()
             if node.wiki_markup in _LIST_MARKUP and tag in ("li", "dt", "dd"):
@@ -243,14 +410,18 @@ def _render(nodes: Iterable, ctx: _Context, out: list[str]) -> None:
             out.append("\n\n")
             _render(node.title.nodes, ctx, out)
             out.append("\n\n")
-        elif isinstance(node, (Template, Comment, Argument)):
+        elif isinstance(node, Template):
+            text = _template_source(node, ctx)
+            if text:
+                _render(mwparserfromhell.parse(text, skip_style_tags=True).nodes, ctx, out)
+        elif isinstance(node, (Comment, Argument)):
             continue
         else:
             out.append(str(node))
 
 
 def _tidy(text: str) -> str:
-    text = _STYLE_QUOTES.sub("", text)
+    text = _STYLE_QUOTES.sub("", text).replace(_TEMPLATE_APOSTROPHE, "'")
     text = _MAGIC_WORDS.sub("", text)
     text = text.replace("\xa0", " ")
     text = _EMPTY_BRACKETS.sub("", text)
@@ -496,7 +667,9 @@ def _strip_tables(text: str) -> str:
     return text if depth else "\n".join(out)
 
 
-def prestrip(wikitext: str, keep_templates: bool, keep_tables: bool = True) -> str:
+def prestrip(
+    wikitext: str, keep_templates: bool, keep_tables: bool = True, templates: Templates | None = None
+) -> str:
     """Remove, before parsing, markup whose content is discarded anyway.
 
     mwparserfromhell's tree builder is pure Python and spends most of its time
@@ -505,14 +678,22 @@ def prestrip(wikitext: str, keep_templates: bool, keep_tables: bool = True) -> s
     images are wanted — templates are cut here with regular expressions,
     innermost templates first; anything irregular (a stray brace, an unclosed
     ref) is left in place for the parser, so the result is the same, faster.
+    Prose templates (``templates``) are replaced by their text, the others
+    by nothing.
     Tables go too when their images are not wanted (their text never is).
     """
     text = _COMMENT.sub("", wikitext)
     text = _REF_SELF.sub("", text)
     text = _REF.sub("", text)
     if not keep_templates:
+        def render(m: re.Match) -> str:
+            if templates is None:
+                return ""
+            name, *args = split_args(m.group(0)[2:-2])
+            return templates.render(name, args) or ""
+
         for _ in range(8):  # nesting depth; deeper leftovers go to the parser
-            text, n = _INNER_TEMPLATE.subn("", text)
+            text, n = _INNER_TEMPLATE.subn(render, text)
             if not n:
                 break
         if not keep_tables:  # only once templates are gone: a table inside one stays whole
@@ -536,7 +717,8 @@ def split_sections(
 ) -> list[Section]:
     """Lead + sections in reading order, each with its own sentences and images."""
     text = prestrip(
-        wikitext, keep_templates=options.include_infobox, keep_tables=options.include_table_images
+        wikitext, keep_templates=options.include_infobox, keep_tables=options.include_table_images,
+        templates=ctx.templates,
     )
     code = mwparserfromhell.parse(text, skip_style_tags=True)
     groups: list[tuple[list[str], list]] = [([], [])]
@@ -581,8 +763,16 @@ def page_pairs(
     dump_date: str | None = None,
     options: WikitextOptions | None = None,
     file_namespaces: Sequence[str] = DEFAULT_FILE_NAMESPACES,
+    source: str = SOURCE,
+    stats: dict | None = None,
 ) -> list[dict]:
     """PAIRS rows (dicts with every column) for one article's wikitext.
+
+    ``source`` is the wiki's database name (a dump's ``<siteinfo><dbname>``).
+    ``stats`` (a dict, updated in place) counts what is left out:
+    ``templates_dropped`` (and ``templates_dropped_by_name``),
+    ``templates_rendered``, ``images_without_text`` (images in a section
+    without prose of its own, which make no pair).
 
     Raises ``WikitextError`` (naming the page) when the wikitext cannot be parsed;
     ``dump_to_pairs`` turns that into a skipped page, never a stopped run.
@@ -592,7 +782,11 @@ def page_pairs(
         raise WikitextError(
             f"page {title!r} (id {page_id}): wikitext is {type(wikitext).__name__}, not text"
         )
-    ctx = _Context(file_namespace_regex(list(file_namespaces) + list(DEFAULT_FILE_NAMESPACES)))
+    ctx = _Context(
+        file_namespace_regex(list(file_namespaces) + list(DEFAULT_FILE_NAMESPACES)),
+        templates=options.prose_templates,
+        stats=stats,
+    )
     try:
         sections = split_sections(wikitext, title, ctx, options)
     except RecursionError as e:
@@ -604,7 +798,20 @@ def page_pairs(
         title, page_id, sections, options,
         image_ref=lambda img, key: (img.written, commons_url(img.name)),
         revision_id=revision_id, revision_timestamp=revision_timestamp, base_url=base_url, dump_date=dump_date,
+        source=source, stats=stats,
     )
+
+
+# MediaWiki never allows these in a file name ($wgIllegalFileChars and title
+# rules): a title with them ("../../etc/passwd.jpg") is not a real file.
+_UNSAFE_FILE_NAME = re.compile(r"[/\\:<>\[\]{}|#\x00-\x1f\x7f]|^\.|^\s*$")
+
+
+def unsafe_file_name(name: str) -> str | None:
+    """Why an image file name cannot be a wiki file (and must not reach a path), or None."""
+    if _UNSAFE_FILE_NAME.search(name.strip()):
+        return "unsafe-file-name"
+    return None
 
 
 def pairs_from_sections(
@@ -619,6 +826,8 @@ def pairs_from_sections(
     revision_timestamp: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
     dump_date: str | None = None,
+    source: str = SOURCE,
+    stats: dict | None = None,
 ) -> list[dict]:
     """The pairing rule (paper §4.3), shared by the wikitext and the HTML extractor.
 
@@ -654,16 +863,22 @@ def pairs_from_sections(
                     if sub.sentences and not sub.dropped:
                         blocks.append(_block(sub.path, sub.sentences))
         if sum(len(b["sentences"]) for b in blocks) < max(options.min_sentences, 0):
+            if stats is not None:  # no prose of its own: no pair, but counted
+                stats["images_without_text"] = stats.get("images_without_text", 0) + len(images)
             continue
         for img in images:
             key = normalise_file_title("File:" + img.name)
             uses[key] = uses.get(key, 0) + 1
             image_key = key if uses[key] == 1 else f"{key}#{uses[key]}"
-            image_title, image_url = image_ref(img, key)
+            unsafe = unsafe_file_name(img.name)
+            if unsafe:  # kept with its reason; never looked up or fetched
+                image_title, image_url = getattr(img, "written", img.name), None
+            else:
+                image_title, image_url = image_ref(img, key)
             rows.append(
                 {
-                    "pair_id": make_pair_id(SOURCE, doc_id, image_key),
-                    "source": SOURCE,
+                    "pair_id": make_pair_id(source, doc_id, image_key),
+                    "source": source,
                     "doc_id": doc_id,
                     "doc_title": title,
                     "revision_id": revision_id,
@@ -681,7 +896,7 @@ def pairs_from_sections(
                     "image_width": None,
                     "image_height": None,
                     "image_format": None,
-                    "image_status": "missing",  # the image step fills it
+                    "image_status": f"rejected:{unsafe}" if unsafe else "missing",  # the image step fills it
                     "licence": None,
                     "attribution": None,
                     "retrieved_at": None,
