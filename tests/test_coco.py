@@ -180,3 +180,25 @@ def test_sample_world_coco(request):
     )
     pairs, labels = coco_labelled_subset(table, n_images=100, seed=12345)
     assert pairs.num_rows == labels.num_rows == manifest["counts"]["coco_images"]
+
+
+def test_null_blank_and_non_string_captions_are_rejected_and_never_drawn(mini, tmp_path):
+    """The real file with four captions broken: no "None", "" or "{'x': 1}"
+    sentence anywhere, each named in the summary, none in the labelled subset."""
+    raw = json.loads((mini / "captions_val2017.json").read_text())
+    broken = {a["id"]: v for a, v in zip(raw["annotations"][:4], [None, "   \n ", {"x": 1}, 7], strict=True)}
+    for a in raw["annotations"]:
+        if a["id"] in broken:
+            a["caption"] = broken[a["id"]]
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps(raw))
+    summary: dict = {}
+    table = coco_pairs(path, mini / "val2017", summary)
+    assert table.num_rows == 395 - 4
+    sentences = [s for r in table.to_pylist() for b in r["text_blocks"] for s in b["sentences"]]
+    assert not {"None", "", "{'x': 1}", "7"} & set(sentences)
+    assert {r["id"]: r["reason"] for r in summary["captions_rejected"]} == dict(
+        zip(broken, ["null", "blank", "not text (dict)", "not text (int)"], strict=True))
+    pairs, _ = coco_labelled_subset(table, n_images=79, seed=1, require_image=False)
+    drawn = {s for r in pairs.to_pylist() for s in r["text_blocks"][0]["sentences"]}
+    assert drawn and not {"None", "", "{'x': 1}", "7"} & drawn

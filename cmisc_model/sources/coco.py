@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def coco_pairs(
     """A COCO captions file and its image folder -> PAIRS table, one row per caption.
 
     When ``summary`` is a dict it receives the counts (images, captions,
-    present/missing images, captions whose image is not in the file).
+    present/missing images, captions whose image is not in the file) and the
+    rejected captions (null, blank or not a string) with their reason.
     """
     path = Path(captions_json)
     images_dir = Path(images_dir)
@@ -111,6 +113,7 @@ def coco_pairs(
     present: dict[int, Path | None] = {}
     rows: list[dict] = []
     orphans: list[int] = []
+    rejected: list[dict] = []  # captions that are not text: never a pair, never drawn
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict) or not {"id", "image_id", "caption"} <= set(ann):
             what = ann.get("id", i) if isinstance(ann, dict) else i
@@ -125,7 +128,14 @@ def coco_pairs(
             file = images_dir / Path(str(img["file_name"])).name  # no path in a name
             present[image_id] = file if file.is_file() else None
         file = present[image_id]
-        caption = clean_caption(str(ann["caption"]))
+        raw = ann["caption"]
+        # null, a number, an object or only whitespace is no caption: str()
+        # would turn them into the "sentences" "None", "{'x': 1}" or "".
+        caption = clean_caption(raw) if isinstance(raw, str) else ""
+        if not caption:
+            reason = "blank" if isinstance(raw, str) else "null" if raw is None else f"not text ({type(raw).__name__})"
+            rejected.append({"id": ann["id"], "image_id": image_id, "reason": reason})
+            continue
         rows.append(
             {
                 "pair_id": make_pair_id(SOURCE, str(image_id), str(ann["id"])),
@@ -155,6 +165,7 @@ def coco_pairs(
                 "images_present": sum(1 for f in present.values() if f),
                 "images_missing": sum(1 for f in present.values() if not f),
                 "captions_without_image_entry": orphans,
+                "captions_rejected": rejected,
             }
         )
     return from_rows(rows, PAIRS, where=str(path))
@@ -285,6 +296,8 @@ def cli_main(argv: list[str]) -> int:
             f"  {len(summary['captions_without_image_entry'])} captions name an image "
             "not in the file (skipped)"
         )
+    for r in summary["captions_rejected"]:
+        print(f"  caption {r['id']} (image {r['image_id']}) rejected: {r['reason']}", file=sys.stderr)
     if args.labelled_out is not None:
         seed = (
             args.seed if args.seed is not None else cfg.seed if cfg.seed is not None else base.seed
