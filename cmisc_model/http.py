@@ -109,23 +109,23 @@ class RateLimiter:
         return start - now
 
 
-_SHARED: dict[str, RateLimiter] = {}
+_SHARED: dict[tuple[str, float], RateLimiter] = {}
 _SHARED_LOCK = threading.Lock()
 
 
 def shared_limiter(netloc: str, rate_per_s: float) -> RateLimiter:
-    """The process's one limiter for ``netloc`` (``host[:port]``).
+    """The process's one limiter for ``netloc`` (``host[:port]``) at this rate.
 
-    Every session of the process that talks to that host uses it, so two
-    Prefect tasks on two threads, each with its own client, still keep one
-    rate; when two sessions ask different rates, the stricter one holds.
+    Every session of the process that talks to that host with the same
+    configured rate uses it, so two Prefect tasks on two threads, each with
+    its own client, still keep one rate (sessions configured with different
+    rates for one host, e.g. the API and image downloads, keep one each).
     """
     with _SHARED_LOCK:
-        limiter = _SHARED.get(netloc)
-        if limiter is None:
-            limiter = _SHARED[netloc] = RateLimiter(1.0 / rate_per_s)
-        limiter.min_interval = max(limiter.min_interval, 1.0 / rate_per_s)
-        return limiter
+        key = (netloc, float(rate_per_s))
+        if key not in _SHARED:
+            _SHARED[key] = RateLimiter(1.0 / rate_per_s)
+        return _SHARED[key]
 
 
 class PoliteSession:
@@ -171,6 +171,7 @@ class PoliteSession:
         self.sleep = sleep
         self.clock = clock
         self.rng = rng or random.Random()
+        self.requests_sent = 0
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": self.user_agent, "Accept-Encoding": "gzip"})
 
@@ -210,6 +211,7 @@ class PoliteSession:
         for _ in range(MAX_REDIRECTS + 1):
             self.check_host(url)
             self._wait_for_slot(url)
+            self.requests_sent += 1  # every request on the wire: retries and redirects too
             resp = self._session.get(
                 url, params=params, stream=stream, timeout=self.timeout, allow_redirects=False
             )

@@ -24,6 +24,7 @@ from prefect import flow
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
 from cmisc_model.images import ImagesConfig
+from cmisc_model.sources.mediawiki_api import remove_stale_temps
 from cmisc_model.sources.wiki_dump import (
     DumpTruncatedError,
     SiteInfo,
@@ -54,6 +55,7 @@ def simplewiki_pairs(
         site = read_siteinfo(dump)
     except DumpTruncatedError:
         site = SiteInfo()  # broken before </siteinfo> ends: the default namespaces; the pages loop reports it
+    remove_stale_temps(out)  # .OUT.*.tmp left by a killed run
     dump_date = dump_date_from_name(dump)
     progress = Progress(f"Parsing {Path(dump).name}")
 

@@ -226,13 +226,36 @@ def test_rate_limit_spaces_requests_across_threads():
         sleeps.append(d)
 
     s = PoliteSession(UA, ["127.0.0.1"], rate_per_s=2.0, sleep=fake_sleep, clock=lambda: clock[0])
-    threads = [threading.Thread(target=s._wait_for_slot) for _ in range(4)]
+    threads = [threading.Thread(target=s._wait_for_slot, args=("http://127.0.0.1/x",)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     # four requests at t=0 with 0.5 s spacing: waits 0.5, 1.0 and 1.5 s
     assert sorted(sleeps) == [0.5, 1.0, 1.5]
+
+
+def test_sessions_of_one_process_share_the_rate_of_a_host(server):
+    """Each Prefect task builds its own client; the rate is still one per host."""
+    sessions = [PoliteSession(UA, ["127.0.0.1"], rate_per_s=10.0) for _ in range(3)]
+    starts: list[float] = []
+
+    def hit(s):
+        for _ in range(3):
+            s.get(base(server) + "/ok")
+            starts.append(time.monotonic())
+
+    threads = [threading.Thread(target=hit, args=(s,)) for s in sessions]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - t0 >= 8 / 10.0 - 0.02  # nine requests, 0.1 s apart
+    seen: list[str] = []
+    sessions[0].before_request = seen.append
+    sessions[0].get(base(server) + "/ok")
+    assert seen == [f"127.0.0.1:{server.server_address[1]}"]
 
 
 def test_real_rate_limit_with_real_sleep(server):

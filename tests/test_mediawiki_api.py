@@ -440,3 +440,73 @@ def test_a_failing_batch_does_not_lose_the_other_batches_of_a_shard():
     assert sorted({int(r["doc_id"]) for r in rows}) == ids[:4] + ids[5:]
     # first batch once, second batch once, then its three pages one by one
     assert len(_content_requests(wiki)) == 1 + 1 + 3
+
+
+# --------------------------------------------------------------------------- issue 11
+
+
+def test_summary_counts_every_request_sent_retries_included():
+    wiki = _wiki()
+    with wiki:
+        wiki.add_fault(Fault("503", match="prop=revisions", count=3))
+        wiki.add_fault(Fault("500", match="prop=imageinfo", count=2))
+        client, _ = _client(wiki, batch_size=3, retries=3)
+        _, summary = api.scrape(client, titles=["Cat", "Dog", "Eel"])
+        sent = len(wiki.api_requests())
+    assert summary.failed == [] and sent > 5
+    assert summary.requests == sent
+
+
+def test_cli_every_page_failed_is_non_zero_and_keeps_the_output(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(api.time, "sleep", lambda s: None)
+    out = tmp_path / "pairs.parquet"
+    wiki = _wiki()
+    with wiki:
+        base = ["wiki-scrape", "--out", str(out), "--endpoint", wiki.endpoint, "--user-agent", UA]
+        assert cli.main(base + ["--titles", "Cat"]) == 0
+        before = out.read_bytes()
+        wiki.add_fault(Fault("500", match="rvprop=ids|timestamp|content", count=None))
+        capsys.readouterr()
+        assert cli.main(base + ["--titles", "Cat", "Dog"]) == api.EXIT_ALL_FAILED != 0
+    err = capsys.readouterr().err
+    assert "every page failed" in err and "Dog" in err
+    assert out.read_bytes() == before
+
+
+def test_killed_scrape_resumes_from_its_finished_shards(tmp_path):
+    """SIGKILL mid-way: the rerun fetches only the pages not yet done, and
+    removes the temporary files the killed run left."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps({"scrape": {"allowed_hosts": ["127.0.0.1"], "rate_per_s": 6.0,
+                                             "batch_size": 1, "user_agent": UA}}))
+    out = tmp_path / "pairs.parquet"
+    parts = tmp_path / ".pairs.parquet.parts"
+    wiki = _wiki()
+    with wiki:
+        cmd = [sys.executable, "-m", "cmisc_model", "wiki-scrape", "--out", str(out), "--endpoint",
+               wiki.endpoint, "--all", "--params", str(params)]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while len(list(parts.glob("part-*.parquet"))) < 3 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done = len(list(parts.glob("part-*.parquet")))
+        assert 3 <= done < len(TITLES) and not out.exists()
+        (tmp_path / ".pairs.parquet.x1y2z3.tmp").write_bytes(b"half a file")  # as a kill mid-write leaves
+        wiki.reset_log()
+        assert cli.main(["wiki-scrape", "--out", str(out), "--endpoint", wiki.endpoint, "--all",
+                         "--params", str(params)]) == 0
+        refetched = {r.params.get("pageids") for r in _content_requests(wiki)}
+    assert len(refetched) <= len(TITLES) - done + 1  # at most the shard that was cut off
+    rows = read_table(out, PAIRS).to_pylist()
+    assert len(rows) == 2 * len(TITLES) == len({r["pair_id"] for r in rows})
+    assert json.loads(file_metadata(out)["cmisc.scrape_summary"])["fetched"] == len(TITLES)
+    assert not list(tmp_path.glob(".pairs.parquet.*.tmp")) and not parts.exists()

@@ -571,6 +571,7 @@ def scrape(
     html: bool = False,
     options: Any = None,
     progress: bool = False,
+    on_shard: Any = None,
 ) -> tuple[list[dict], ScrapeSummary]:
     """Pairs of the chosen pages -> (rows, summary).
 
@@ -580,11 +581,13 @@ def scrape(
     a scheduled refresh costs one cheap request per 50 pages plus the changed
     pages. A failure of the listing itself raises ``ApiError`` (there is
     nothing to scrape without it); any later failure is per page.
+    ``on_shard(rows, fetched)`` is called as each shard finishes (the CLI's
+    journal, so that a killed run resumes).
     """
     if sum([titles is not None, category is not None, bool(all_pages)]) != 1:
         raise CmiscError("give exactly one of: titles, a category, or all pages")
     summary = ScrapeSummary()
-    start_requests = client.requests_made
+    start_requests = _sent(client)
     retrieved_at = _now()
 
     if titles is not None:
@@ -622,17 +625,24 @@ def scrape(
         counts: dict[Any, int] = {}
         for r in shard_rows:
             counts[r["doc_id"]] = counts.get(r["doc_id"], 0) + 1
-        for page in shard:
-            if page.page_id not in failed_ids:
-                summary.fetched.append({"title": page.title, "page_id": page.page_id,
-                                        "revision_id": page.revision_id, "pairs": counts.get(str(page.page_id), 0)})
+        done = [{"title": page.title, "page_id": page.page_id, "revision_id": page.revision_id,
+                 "pairs": counts.get(str(page.page_id), 0)} for page in shard if page.page_id not in failed_ids]
+        summary.fetched.extend(done)
+        if on_shard is not None:
+            ok = {str(p["page_id"]) for p in done}
+            on_shard([r for r in shard_rows if r["doc_id"] in ok], done)
         if bar is not None:
             bar.update(len(shard))
     if bar is not None:
         bar.close()
     summary.pairs = len(rows)
-    summary.requests = client.requests_made - start_requests
+    summary.requests = _sent(client) - start_requests
     return rows, summary
+
+
+def _sent(client: MediaWikiClient) -> int:
+    """Requests really sent, HTTP retries included (``call`` sees one per answer)."""
+    return getattr(client.session, "requests_sent", client.requests_made)
 
 
 def refresh_rows(old_rows: Iterable[dict], new_rows: list[dict], summary: ScrapeSummary) -> list[dict]:
@@ -691,6 +701,80 @@ def known_revisions_of(path: str | os.PathLike) -> tuple[dict[int, int], list[di
     return known, rows
 
 
+def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (``.OUT.*.tmp``) a killed run left beside ``out``.
+
+    One run writes a given output at a time, so any such file is a leftover.
+    """
+    out = Path(out)
+    removed = []
+    for tmp in out.parent.glob(f".{out.name}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+class ShardJournal:
+    """The finished shards of a scrape, kept in ``.OUT.parts/`` until it ends.
+
+    Each shard's rows and fetched pages are written (atomically) as soon as
+    it finishes; a rerun after a crash or SIGKILL with the same endpoint and
+    options takes them as done and fetches only the rest. The journal is
+    removed once the output is written.
+    """
+
+    def __init__(self, out: str | os.PathLike, identity: dict):
+        out = Path(out)
+        self.dir = out.with_name(f".{out.name}.parts")
+        self.identity = json.dumps(identity, sort_keys=True, default=str)
+        self.count = 0
+
+    def load(self) -> tuple[list[dict], list[dict]]:
+        """(rows, fetched pages) of the finished shards of an interrupted run
+        with the same identity; an other run's journal is discarded."""
+        from cmisc_model.schemas import PAIRS, file_metadata, read_table
+
+        ident = self.dir / "run.json"
+        if not ident.exists() or ident.read_text(encoding="utf-8") != self.identity:
+            self.clear()
+            return [], []
+        rows: list[dict] = []
+        fetched: list[dict] = []
+        for part in sorted(self.dir.glob("part-*.parquet")):
+            try:
+                meta = json.loads(file_metadata(part)["cmisc.fetched"])
+                part_rows = read_table(part, PAIRS).to_pylist()
+            except Exception:  # noqa: BLE001, S112 - a damaged part is simply fetched again
+                continue
+            rows.extend(part_rows)
+            fetched.extend(meta)
+            self.count += 1
+        return rows, fetched
+
+    def add(self, rows: list[dict], fetched: list[dict]) -> None:
+        from cmisc_model.schemas import PAIRS, atomic_path, from_rows, write_table
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ident = self.dir / "run.json"
+        if not ident.exists():
+            with atomic_path(ident) as tmp:
+                tmp.write_text(self.identity, encoding="utf-8")
+        path = self.dir / f"part-{self.count:06d}.parquet"
+        self.count += 1
+        write_table(from_rows(rows, PAIRS, str(path)), path, PAIRS, metadata={"cmisc.fetched": json.dumps(fetched)})
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+EXIT_ALL_FAILED = 1  # no page could be scraped: nothing written
+
+
 def cli_main(argv: list[str]) -> int:
     from cmisc_model.config import from_mapping, load_params
     from cmisc_model.schemas import PAIRS, from_rows, write_table
@@ -730,14 +814,38 @@ def cli_main(argv: list[str]) -> int:
     if args.limit is not None and args.limit < 1:
         raise CmiscError(f"--limit must be at least 1, got {args.limit}")
     client = make_client(cfg)
+    for tmp in remove_stale_temps(args.out):
+        print(f"removed {tmp}, left by an interrupted run", file=sys.stderr)
 
     known, old_rows = ({}, [])
     if args.refresh and Path(args.out).exists():
         known, old_rows = known_revisions_of(args.out)
+    # Shards finished by an interrupted run of the same command are not fetched again.
+    journal = ShardJournal(args.out, {"endpoint": cfg.endpoint, "html": args.html, "options": asdict(options),
+                                      "titles": args.titles, "category": args.category, "all": args.all})
+    done_rows, done_pages = journal.load()
+    if done_pages:
+        print(f"resuming: {len(done_pages)} pages from {journal.count} finished shards in {journal.dir}",
+              file=sys.stderr)
+    done_revisions = {int(p["page_id"]): int(p["revision_id"]) for p in done_pages}
     rows, summary = scrape(
         client, titles=args.titles, category=args.category, all_pages=args.all, limit=args.limit,
-        known_revisions=known, html=args.html, options=options, progress=True,
+        known_revisions={**known, **done_revisions}, html=args.html, options=options, progress=True,
+        on_shard=journal.add,
     )
+    # Pages done by the interrupted run count as fetched, with their journal rows.
+    resumed = {p["page_id"] for p in summary.unchanged} & set(done_revisions) - {
+        pid for pid, rev in known.items() if done_revisions.get(pid) == rev}
+    summary.unchanged = [p for p in summary.unchanged if p["page_id"] not in resumed]
+    summary.fetched = [p for p in done_pages if p["page_id"] in resumed] + summary.fetched
+    rows = [r for r in done_rows if int(r["doc_id"]) in resumed] + rows
+    summary.pairs = len(rows)
+    if not summary.fetched and summary.failed:
+        print(f"{args.out}: not written, every page failed; {summary.line()}", file=sys.stderr)
+        for f in summary.failed[:10]:
+            print(f"  failed: {f['page']} ({f['stage']}): {f['reason']}", file=sys.stderr)
+        journal.clear()
+        return EXIT_ALL_FAILED
     if args.refresh:
         rows = refresh_rows(old_rows, rows, summary)
     revisions = {**{k: v for k, v in known.items()}, **summary.revisions()}
@@ -760,4 +868,5 @@ def cli_main(argv: list[str]) -> int:
         print(f"  failed: {f['page']} ({f['stage']}): {f['reason']}", file=sys.stderr)
     if len(summary.failed) > 10:
         print(f"  ... and {len(summary.failed) - 10} more failures", file=sys.stderr)
+    journal.clear()  # the output holds it all now
     return 0

@@ -617,6 +617,10 @@ def cli_main(argv: list[str]) -> int:
     if args.workers < 1:
         raise CmiscError(f"--workers must be at least 1, got {args.workers}")
     options = _load_options(args.params)
+    from cmisc_model.sources.mediawiki_api import remove_stale_temps
+
+    for tmp in remove_stale_temps(args.out):
+        print(f"cmisc wiki-pairs: removed {tmp}, left by an interrupted run", file=sys.stderr)
     summary = dump_to_pairs(
         args.dump,
         args.out,
