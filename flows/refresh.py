@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
@@ -137,6 +137,10 @@ def simplewiki_refresh(
     }
     S.write_table(S.from_rows(rows, S.PAIRS, out), out, S.PAIRS, metadata=meta)
     summary_table("simplewiki-refresh-summary", summary, f"Refresh of {out}")
+    get_run_logger().info(
+        "%s: %d pairs; pages fetched %d, unchanged %d, missing %d, failed %d", out, summary["pairs"],
+        summary["pages_fetched"], summary["pages_unchanged"], summary["pages_missing"], summary["pages_failed"],
+    )
     progress.update(1.0)
     return summary
 

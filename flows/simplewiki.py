@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
@@ -95,6 +95,11 @@ def simplewiki_pairs(
         "incomplete": error is not None,
     }
     summary_table("simplewiki-summary", summary, f"Pairs from {Path(dump).name}")
+    get_run_logger().info(
+        "%s: %d pairs from %d pages; %d pages skipped, %d templates dropped, %d images in sections without text",
+        out, summary["pairs"], summary["pages_with_pairs"], summary["pages_skipped"], summary["templates_dropped"],
+        summary["images_without_text"],
+    )
     progress.update(1.0)
     if error is not None:
         raise error

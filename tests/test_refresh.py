@@ -227,3 +227,75 @@ def test_prefect_yaml_declares_the_weekly_deployment():
     flow = load_flow_from_entrypoint(str(REPO / dep["entrypoint"]))
     assert flow.name == "simplewiki-refresh"
     assert set(dep["parameters"]) <= set(flow.parameters.properties)
+
+
+def _flow_env(**extra) -> dict:
+    """The environment of a user's shell: no test-only logging level, the
+    session's Prefect API (so no second server has to start)."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
+    env.update(PREFECT_API_URL=PREFECT_API_URL.value() or "", PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def test_missing_user_agent_fails_at_once_in_one_line(tmp_path):
+    """Before: retried 3 times as a task, 209 s, tracebacks."""
+    env = {k: v for k, v in os.environ.items() if k != "CMISC_USER_AGENT"}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["scrape"]["user_agent"] = ""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    t = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.refresh", "--all", "--out", str(tmp_path / "p.parquet"), "--store",
+         str(tmp_path / "s"), "--params", str(tmp_path / "params.yaml")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "User-Agent" in done.stderr, done.stderr
+    assert time.monotonic() - t < 60
+
+
+@pytest.mark.usefixtures("prefect")
+def test_api_outage_is_retried_by_one_layer_and_ends_in_one_line(tiny_world, tmp_path):
+    """The listing fails for good: the HTTP client's retries only (no task
+    retries on top), no traceback on the console, one final error line."""
+    params = write_params(tmp_path, max_retries=2)
+    wiki = fake_world(tiny_world)
+    with wiki:
+        wiki.add_fault(Fault("500", match="list=allpages", count=None))
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.refresh", "--all", "--out", str(tmp_path / "p.parquet"), "--store",
+             str(tmp_path / "s"), "--endpoint", wiki.endpoint, "--params", str(params)],
+            cwd=REPO, env=_flow_env(), capture_output=True, text=True, timeout=300, check=False,
+        )
+        listing = [r for r in wiki.api_requests() if r.params.get("list") == "allpages"]
+    assert done.returncode == 2, done.stderr
+    assert len(listing) == 3  # 1 try + max_retries, once
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "HTTP 500" in last and "allpages" in last
+    assert not (tmp_path / "p.parquet").exists()
+
+
+@pytest.mark.usefixtures("prefect")
+def test_info_logs_reach_the_prefect_api_while_the_console_stays_quiet(tiny_world, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    params = write_params(tmp_path)
+    wiki = fake_world(tiny_world)
+    with wiki:
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.refresh", "--all", "--out", str(tmp_path / "p.parquet"), "--store",
+             str(tmp_path / "s"), "--endpoint", wiki.endpoint, "--params", str(params), "--no-images"],
+            cwd=REPO, env=_flow_env(), capture_output=True, text=True, timeout=300, check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "INFO" not in done.stderr and len(done.stdout.strip().splitlines()) == 1, (done.stdout, done.stderr)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_runs(flow_run_filter=FlowRunFilter(), sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    messages = [log.message for log in logs if log.level == 20]
+    assert any("pages fetched" in m for m in messages), messages
