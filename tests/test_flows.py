@@ -68,6 +68,27 @@ def test_truncated_dump_writes_complete_pages_then_fails(realdata, tmp_path):
     assert table.num_rows > 0 and set(table.column("image_status").to_pylist()) == {"missing"}
 
 
+
+def test_simplewiki_flow_on_a_non_dump_keeps_the_previous_output(tiny_world, tmp_path):
+    """Empty, text or gzipped-JSON input: an error naming the file, --out untouched."""
+    import gzip
+
+    from cmisc_model.errors import CmiscError
+    from flows.simplewiki import simplewiki_pairs
+
+    out = tmp_path / "wiki.parquet"
+    simplewiki_pairs(dump_of(tiny_world), str(out), str(tmp_path / "store"), shard_size=50)
+    before = out.read_bytes()
+    bad = [tmp_path / "empty.xml.bz2", tmp_path / "notes.xml", tmp_path / "data.xml.gz"]
+    bad[0].write_bytes(b"")
+    bad[1].write_text("plain text\n")
+    bad[2].write_bytes(gzip.compress(b'{"x": 1}'))
+    for path in bad:
+        with pytest.raises(CmiscError, match=path.name):
+            simplewiki_pairs(str(path), str(out), str(tmp_path / "store"))
+        assert out.read_bytes() == before
+
+
 def test_corpus_flows_on_tiny_world(tiny_world, tmp_path):
     from flows.corpus import bbc_flow, coco_flow, corpus_flow, vocab_flow
     from flows.simplewiki import simplewiki_pairs
