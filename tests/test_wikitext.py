@@ -369,3 +369,25 @@ def test_images_in_sections_without_prose_are_counted():
     rows = page_pairs("P", 1, text, stats=stats)
     assert [r["caption"] for r in rows] == ["C"]
     assert stats["images_without_text"] == 2
+
+
+def test_prestrip_changes_nothing_on_real_simple_pages_with_default_options(pages, monkeypatch):
+    """Links flattened and list lines emptied before parsing (the speed-ups for
+    Simple-style pages) give exactly the rows of the full parse, on the real
+    2019 and 2023 pages."""
+    from cmisc_model.sources.wiki_dump import DumpTruncatedError, is_article, iter_pages
+
+    texts = [(t, i, x) for t, (i, x) in pages.items()]
+    try:
+        for p in iter_pages(REALDATA / "simplewiki-2023-truncated.xml"):
+            if is_article(p):
+                texts.append((p.title, p.page_id, p.text))
+    except DumpTruncatedError:
+        pass
+    assert len(texts) >= 12
+    options = [WikitextOptions(), WikitextOptions(include_gallery=True, include_table_images=True)]
+    before = [[page_pairs(t, i, x, options=o) for t, i, x in texts] for o in options]
+    monkeypatch.setattr(wikitext, "prestrip", lambda text, *args, **kwargs: text)
+    after = [[page_pairs(t, i, x, options=o) for t, i, x in texts] for o in options]
+    assert before == after
+    assert sum(len(r) for r in before[0]) > 10

@@ -667,8 +667,48 @@ def _strip_tables(text: str) -> str:
     return text if depth else "\n".join(out)
 
 
+# A link with no markup inside: [[target]] or [[target|label]] (a pipe in the
+# label, nesting, templates or tags are left to the parser).
+_PLAIN_LINK = re.compile(r"\[\[([^\[\]{}|<>\n]+)(?:\|([^\[\]{}|<>\n]*))?\]\]")
+_LINE_MARKUP = tuple("*#:;=-{|! \t")
+
+
+def _flatten_links(text: str, ctx: _Context) -> str:
+    """Replace plain article links by the text ``_render`` would give them.
+
+    Simple English pages hold hundreds of links each (dates, common words),
+    and building their nodes is most of mwparserfromhell's time. Files,
+    categories, interlanguage and ``[[:x]]`` links stay for the parser, as
+    does any text that could read as markup once it stands alone.
+    """
+    if "<nowiki" in text or "<pre" in text:  # links shown literally there
+        return text
+
+    def flat(m: re.Match) -> str:
+        target, label = m.group(1), m.group(2)
+        stripped = target.strip()
+        if stripped.startswith(":") or ctx.file_re.match(stripped) or ctx.category_re.match(stripped):
+            return m.group(0)
+        if label is None:
+            if _INTERLANGUAGE.match(stripped) and not _MEDIA.match(stripped):
+                return m.group(0)
+            shown = stripped.lstrip("#")
+        else:
+            shown = label if label.strip() else stripped.split("#")[0]
+        if not shown or shown.startswith(_LINE_MARKUP) or "://" in shown or "~~~" in shown:
+            return m.group(0)
+        return shown
+
+    return _PLAIN_LINK.sub(flat, text)
+
+
 def prestrip(
-    wikitext: str, keep_templates: bool, keep_tables: bool = True, templates: Templates | None = None
+    wikitext: str,
+    keep_templates: bool,
+    keep_tables: bool = True,
+    templates: Templates | None = None,
+    ctx: _Context | None = None,
+    keep_lists: bool = True,
 ) -> str:
     """Remove, before parsing, markup whose content is discarded anyway.
 
@@ -681,6 +721,9 @@ def prestrip(
     Prose templates (``templates``) are replaced by their text, the others
     by nothing.
     Tables go too when their images are not wanted (their text never is).
+    With ``ctx``, plain article links become their text (``_flatten_links``);
+    without ``keep_lists``, list lines holding only text are emptied (their
+    text is dropped anyway; a line with an image stays).
     """
     text = _COMMENT.sub("", wikitext)
     text = _REF_SELF.sub("", text)
@@ -698,7 +741,16 @@ def prestrip(
                 break
         if not keep_tables:  # only once templates are gone: a table inside one stays whole
             text = _strip_tables(text)
+    if ctx is not None:
+        text = _flatten_links(text, ctx)
+    if not keep_lists:
+        text = _LIST_LINE.sub("", text)
     return text
+
+
+# A list line with nothing but text left (no file link, template or tag):
+# emptied, not deleted, so that it still ends the paragraph before it.
+_LIST_LINE = re.compile(r"(?m)^[*#:;][^\n\[{<]*$")
 
 
 # --------------------------------------------------------------------------- sections
@@ -718,7 +770,7 @@ def split_sections(
     """Lead + sections in reading order, each with its own sentences and images."""
     text = prestrip(
         wikitext, keep_templates=options.include_infobox, keep_tables=options.include_table_images,
-        templates=ctx.templates,
+        templates=ctx.templates, ctx=ctx, keep_lists=options.include_lists,
     )
     code = mwparserfromhell.parse(text, skip_style_tags=True)
     groups: list[tuple[list[str], list]] = [([], [])]
