@@ -299,3 +299,25 @@ def test_info_logs_reach_the_prefect_api_while_the_console_stays_quiet(tiny_worl
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
     messages = [log.message for log in logs if log.level == 20]
     assert any("pages fetched" in m for m in messages), messages
+
+
+@pytest.mark.usefixtures("prefect")
+def test_refresh_keeps_one_rate_across_dask_worker_processes(tiny_world, tmp_path):
+    """Two Dask worker processes share no memory: only the Prefect global rate
+    limit keeps the endpoint at rate_per_s."""
+    pytest.importorskip("prefect_dask")
+    from distributed import LocalCluster
+
+    from flows.common import task_runner
+    from flows.refresh import simplewiki_refresh
+
+    params = write_params(tmp_path, rate_per_s=4.0, batch_size=2)
+    wiki = fake_world(tiny_world)
+    with wiki, LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        run = simplewiki_refresh.with_options(task_runner=task_runner(cluster.scheduler_address))
+        summary = run(str(tmp_path / "p.parquet"), str(tmp_path / "store"), all_pages=True,
+                      endpoint=wiki.endpoint, params=str(params), fetch_images=False)
+        times = sorted(r.at for r in wiki.api_requests())
+    assert summary["pages_failed"] == 0 and len(times) > 8
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) > 0.9 * 0.25, sorted(gaps)[:5]
