@@ -26,6 +26,7 @@ word used verbatim in ``image_status`` (``rejected:<reason>``): ``http-404``,
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import re
 import threading
@@ -46,6 +47,14 @@ _CHUNK = 64 * 1024
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _URL = re.compile(r"https?://[\w-]+(\.[\w-]+)+")
+
+
+log = logging.getLogger(__name__)
+
+
+def _short(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.netloc}{parts.path}"
 
 
 class FetchError(CmiscError):
@@ -199,11 +208,13 @@ class PoliteSession:
         if delay > 0:
             self.sleep(delay)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> None:
+    def _backoff(self, attempt: int, retry_after: float | None, what: str = "") -> None:
         # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^attempt)].
         delay = self.rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
         if retry_after is not None:
             delay = max(delay, retry_after)
+        if what:  # a retry is never silent: one warning line each
+            log.warning("%s; retry %d of %d in %.1f s", what, attempt + 1, self.max_retries, delay)
         self.sleep(delay)
 
     def _send(self, url: str, params: dict | None, stream: bool) -> requests.Response:
@@ -247,14 +258,14 @@ class PoliteSession:
                     raise FetchError(
                         "timeout", f"{url}: timed out after {attempt + 1} tries"
                     ) from e
-                self._backoff(attempt, None)
+                self._backoff(attempt, None, f"{_short(url)}: timed out")
                 continue
             except requests.ConnectionError as e:
                 if last:
                     raise FetchError(
                         "network-error", f"{url}: connection failed after {attempt + 1} tries ({e})"
                     ) from e
-                self._backoff(attempt, None)
+                self._backoff(attempt, None, f"{_short(url)}: connection failed")
                 continue
             retry = resp.status_code in RETRY_STATUSES or (
                 resp.status_code < 400 and should_retry is not None and should_retry(resp)
@@ -273,7 +284,7 @@ class PoliteSession:
                         response=resp,
                     )
                 resp.close()
-                self._backoff(attempt, wait)
+                self._backoff(attempt, wait, f"{_short(url)}: HTTP {resp.status_code}")
                 continue
             if resp.status_code >= 400:
                 resp.close()

@@ -6,9 +6,13 @@ from prefect import task
 
 from cmisc_model.images import ImagesConfig, make_session, store_images_rows
 from tasks.limits import prefect_rate_limiter
+from tasks.scrape import retry_unless_handled
 
 
-@task(name="store-images", retries=2, retry_delay_seconds=[2, 10], task_run_name="store-images-{label}")
+# Downloads are retried by the HTTP client and a failed image is a row with its
+# reason, so task retries only cover a crash, never a configuration error.
+@task(name="store-images", retries=2, retry_delay_seconds=[2, 10], task_run_name="store-images-{label}",
+      retry_condition_fn=retry_unless_handled)
 def store_images_shard(
     rows: list[dict], store: str, cfg: ImagesConfig, local_roots: list[str], fetch: bool, label: str = ""
 ) -> tuple[list[dict], dict]:

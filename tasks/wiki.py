@@ -11,6 +11,7 @@ from prefect import task
 
 from cmisc_model.sources.wiki_dump import DumpPage, SiteInfo, pages_to_pairs
 from cmisc_model.sources.wikitext import WikitextOptions
+from tasks.scrape import retry_unless_handled
 
 # Bump when the wikitext -> pairs rules change, so cached shards are recomputed.
 PARSER_VERSION = "2"
@@ -29,7 +30,8 @@ def shard_key(pages: list[DumpPage], options: WikitextOptions, extra: str = "") 
 
 @task(
     name="parse-pages",
-    retries=1,
+    retries=1,  # a crashed worker; bad pages are skipped with their reason, never retried
+    retry_condition_fn=retry_unless_handled,
     # Page ids repeat across wikis: the wiki (its dbname and URL) is part of the key.
     cache_key_fn=lambda ctx, p: shard_key(
         p["pages"], p["options"], f"{p.get('dump_date') or ''}|{p['site'].source}|{p['site'].base_url}"

@@ -273,6 +273,7 @@ def test_api_outage_is_retried_by_one_layer_and_ends_in_one_line(tiny_world, tmp
     assert done.returncode == 2, done.stderr
     assert len(listing) == 3  # 1 try + max_retries, once
     assert "Traceback" not in done.stderr, done.stderr
+    assert "HTTP 500; retry 1 of 2" in done.stderr and "retry 2 of 2" in done.stderr  # never silent
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "HTTP 500" in last and "allpages" in last
     assert not (tmp_path / "p.parquet").exists()

@@ -459,6 +459,8 @@ def fill_image_info(rows: list[dict], infos: dict[str, dict], allowed_hosts: Ite
     """
     allowed = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
     for row in rows:
+        if (row.get("image_status") or "").startswith("rejected:"):
+            continue  # rejected at parse time (an unsafe file name): never resolved
         info = infos.get(normalise_file_title(row.get("image_title") or ""))
         if info is None or info["missing"]:
             continue  # no such file on the wiki or Commons: the row stays "missing"
@@ -508,7 +510,8 @@ def fetch_shard(
         rows.extend(page_rows)
     if rows:
         try:
-            infos = client.image_info(r.get("image_title") or "" for r in rows)
+            infos = client.image_info(r.get("image_title") or "" for r in rows
+                                      if not (r.get("image_status") or "").startswith("rejected:"))
         except ApiError as e:
             # The pairs stay; their images resolve later (URL from the file name).
             failures.append({"page": "(imageinfo)", "page_id": None, "stage": "imageinfo", "reason": f"{e.reason}: {e}"})
