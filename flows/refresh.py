@@ -44,6 +44,7 @@ from cmisc_model.sources.mediawiki_api import (
     make_client,
     remove_stale_temps,
 )
+from cmisc_model.sources.wiki_dump import merge_stats, stats_summary
 from cmisc_model.sources.wikitext import WikitextOptions
 from flows.common import Progress, run_cli, store_images, summary_table, task_runner
 from tasks.limits import ensure_rate_limits
@@ -99,11 +100,12 @@ def simplewiki_refresh(
     changed = [p for p in listed if not p.missing and known.get(int(p.page_id)) != p.revision_id]
     shards = [changed[i : i + cfg.batch_size] for i in range(0, len(changed), cfg.batch_size)]
     futures = [fetch_pages.submit(cfg, s, html, options, label=str(i)) for i, s in enumerate(shards)]
-    new_rows, failures = [], []
+    new_rows, failures, stats = [], [], {}
     for i, f in enumerate(futures):
-        r, fails = f.result()
+        r, fails, counts = f.result()
         new_rows += r
         failures += fails
+        merge_stats(stats, counts)
         progress.update(0.6 * (i + 1) / len(futures))
 
     stored, images_summary = store_images(
@@ -127,6 +129,7 @@ def simplewiki_refresh(
         "pairs": len(rows),
         "pairs_new": len(stored),
         "images": images_summary,
+        **stats_summary(stats),
     }
     meta = {
         "cmisc.source": "mediawiki-api" + ("+html" if html else ""),

@@ -27,7 +27,7 @@ from cmisc_model.sources.mediawiki_api import ApiPage, ScrapeConfig, fetch_shard
 from cmisc_model.sources.wikitext import WikitextOptions
 from tasks.limits import prefect_rate_limiter
 
-FETCH_VERSION = "2"  # bump when the page -> pairs rules change
+FETCH_VERSION = "3"  # bump when the page -> pairs rules change
 
 
 def retry_unless_handled(task, task_run, state) -> bool:
@@ -80,16 +80,18 @@ def fetch_key(pages: list[ApiPage], endpoint: str, html: bool, options: Wikitext
 )
 def fetch_pages(
     cfg: ScrapeConfig, pages: list[ApiPage], html: bool, options: WikitextOptions, label: str = ""
-) -> tuple[list[dict], list[dict]]:
-    """(pair rows, failures) of a shard; a failing page never fails the shard.
+) -> tuple[list[dict], list[dict], dict]:
+    """(pair rows, failures, counts of what was left out) of a shard; a failing
+    page never fails the shard.
 
     Only a shard without failures is cached: a failure cached as a result
     would be replayed for 90 days instead of retried by the next run.
     """
+    stats: dict = {}
     rows, failures = fetch_shard(make_client(cfg, before_request=prefect_rate_limiter()), pages,
-                                 html=html, options=options)
+                                 html=html, options=options, stats=stats)
     if failures:
         txn = get_transaction()  # the task run's own transaction: no cache record on commit
         if txn is not None:
             txn.write_on_commit = False
-    return rows, failures
+    return rows, failures, stats

@@ -510,3 +510,17 @@ def test_killed_scrape_resumes_from_its_finished_shards(tmp_path):
     assert len(rows) == 2 * len(TITLES) == len({r["pair_id"] for r in rows})
     assert json.loads(file_metadata(out)["cmisc.scrape_summary"])["fetched"] == len(TITLES)
     assert not list(tmp_path.glob(".pairs.parquet.*.tmp")) and not parts.exists()
+
+
+def test_scrape_summary_counts_dropped_templates_and_images_without_text():
+    wiki = FakeWiki([FakePage("Owl", "[[File:Owl.jpg|thumb|An owl.]]\n'''Owls''' hunt at night.{{citation needed}}\n"
+                              "{{convert|30|cm|in}} long.\n== Pictures ==\n[[File:Owl2.jpg|thumb|Another.]]\n")])
+    with wiki:
+        client, _ = _client(wiki)
+        rows, summary = api.scrape(client, titles=["Owl"])
+    assert [r["caption"] for r in rows] == ["An owl."]
+    assert "30 cm long." in rows[0]["text_blocks"][0]["sentences"]
+    assert summary.left_out["templates_dropped"] == 1 and summary.left_out["templates_rendered"] == 1
+    assert summary.left_out["templates_dropped_top"] == {"citation needed": 1}
+    assert summary.left_out["images_without_text"] == 1
+    assert "templates dropped 1, images in sections without text 1" in summary.line()

@@ -128,6 +128,9 @@ class ScrapeSummary:
     failed: list[dict] = field(default_factory=list)  # {page, page_id, stage, reason}
     pairs: int = 0
     requests: int = 0
+    # What the pairs leave out: templates dropped (and the most frequent ones),
+    # templates rendered, images in sections without prose of their own.
+    left_out: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -137,7 +140,7 @@ class ScrapeSummary:
         enough for a Parquet file's metadata on a whole-wiki scrape."""
         return {"listed": self.listed, "fetched": len(self.fetched), "unchanged": len(self.unchanged),
                 "missing": self.missing, "failed": self.failed, "pairs": self.pairs,
-                "requests": self.requests}
+                "requests": self.requests, "left_out": self.left_out}
 
     def revisions(self) -> dict[int, int]:
         """page id -> revision id of every page now up to date (fetched or unchanged)."""
@@ -147,7 +150,9 @@ class ScrapeSummary:
         return (
             f"{self.listed} pages listed: {len(self.fetched)} fetched, {len(self.unchanged)} "
             f"unchanged, {len(self.missing)} missing, {len(self.failed)} failed; "
-            f"{self.pairs} pairs; {self.requests} API requests"
+            f"{self.pairs} pairs; {self.requests} API requests; templates dropped "
+            f"{self.left_out.get('templates_dropped', 0)}, images in sections without text "
+            f"{self.left_out.get('images_without_text', 0)}"
         )
 
 
@@ -428,7 +433,9 @@ def _image_info(name: str, p: dict) -> dict:
 # --------------------------------------------------------------------------- pairs
 
 
-def _pairs_from_page(client: MediaWikiClient, page: ApiPage, html: bool, options: Any) -> list[dict]:
+def _pairs_from_page(
+    client: MediaWikiClient, page: ApiPage, html: bool, options: Any, stats: dict | None = None
+) -> list[dict]:
     if html:
         from cmisc_model.sources.wiki_html import html_pairs
 
@@ -441,7 +448,7 @@ def _pairs_from_page(client: MediaWikiClient, page: ApiPage, html: bool, options
 
     return page_pairs(
         page.title, page.page_id, page.wikitext, revision_id=page.revision_id,
-        revision_timestamp=page.timestamp, base_url=client.base_url, options=options,
+        revision_timestamp=page.timestamp, base_url=client.base_url, options=options, stats=stats,
     )
 
 
@@ -479,6 +486,7 @@ def fetch_shard(
     html: bool = False,
     options: Any = None,
     retrieved_at: str | None = None,
+    stats: dict | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Pairs of a shard of pages (page ids, titles or listed ``ApiPage``) -> (rows, failures).
 
@@ -498,7 +506,7 @@ def fetch_shard(
             failures.append(_failure(page, "revisions", "no content in the answer (hidden revision?)"))
             continue
         try:
-            page_rows = _pairs_from_page(client, page, html, options)
+            page_rows = _pairs_from_page(client, page, html, options, stats)
         except ApiError as e:
             failures.append(_failure(page, "parse", f"{e.reason}: {e}"))
             continue
@@ -616,8 +624,10 @@ def scrape(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="page", desc="wiki-scrape", file=sys.stderr)
+    stats: dict = {}
     for shard in _batches(todo, client.batch_size):
-        shard_rows, failures = fetch_shard(client, list(shard), html=html, options=options, retrieved_at=retrieved_at)
+        shard_rows, failures = fetch_shard(client, list(shard), html=html, options=options,
+                                           retrieved_at=retrieved_at, stats=stats)
         rows.extend(shard_rows)
         failed_ids = {f["page_id"] for f in failures}
         for f in failures:
@@ -640,6 +650,9 @@ def scrape(
         bar.close()
     summary.pairs = len(rows)
     summary.requests = _sent(client) - start_requests
+    from cmisc_model.sources.wiki_dump import stats_summary
+
+    summary.left_out = stats_summary(stats)
     return rows, summary
 
 
