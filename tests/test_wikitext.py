@@ -317,7 +317,7 @@ def test_prose_templates_are_rendered_not_dropped(infobox):
     stats: dict = {}
     (row,) = page_pairs("Barrow", 1, PROSE, options=WikitextOptions(include_infobox=infobox), stats=stats)
     assert _all_sentences(row) == [
-        "Alabama receives an average of 56 in of rainfall annually.",
+        "Alabama receives an average of 56 inches of rainfall annually.",
         "The average low temperature in Barrow is -13 °F.",
         "Its name is Barrou in French, and it lies 300 miles north.",
         "As of 2010, Barrow's population was 4 to 5 km wide.",

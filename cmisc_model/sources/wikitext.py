@@ -226,7 +226,8 @@ _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augu
            "September", "October", "November", "December"]
 _RANGE = {"-": "–", "–": "–", "to": " to ", "and": " and ", "or": " or ", "by": " by ", "x": " × ",
           "×": " × ", "+/-": " ± ", "±": " ± ", "to(-)": " to ", "and(-)": " and "}
-_UNITS = {"F": "°F", "C": "°C", "km2": "km²", "sqkm": "km²", "m2": "m²", "sqmi": "sq mi",
+# "in" spelt out: "56 in of rain" would read as a preposition.
+_UNITS = {"in": "inches", "F": "°F", "C": "°C", "km2": "km²", "sqkm": "km²", "m2": "m²", "sqmi": "sq mi",
           "sqft": "sq ft", "acre": "acres", "USgal": "US gal", "impgal": "imp gal"}
 _NAMED = re.compile(r"^\s*([^=\[\]{}|]+?)\s*=(.*)$", re.DOTALL)
 _TEMPLATE_APOSTROPHE = "\x1f"  # an apostrophe from a template: not a style quote
