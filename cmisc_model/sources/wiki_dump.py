@@ -16,7 +16,13 @@ the pairs of every complete page, with Parquet metadata
 Parallelism: the reader stays in the main process; pages with possible image
 markup go in batches to a ``multiprocessing`` pool, at most ``2 × workers``
 batches in flight (flat memory), and results are written in page order, so
-the output does not depend on ``--workers``.
+the output does not depend on ``--workers``. A *multistream* bz2 dump (what
+Wikimedia publishes as ``pages-articles-multistream``: one bz2 stream per 100
+pages) is split at its stream boundaries instead, and each worker
+decompresses and parses its own streams, so the single reader (bz2 is the
+slowest part of reading) is no longer the ceiling. Anything unexpected in a
+range (a truncated or malformed stream) makes the run start over with the
+ordered reader, whose errors name the last complete page.
 
 For Prefect, ``iter_page_shards`` yields lists of article pages (a shard is
 a ``list[DumpPage]``, the pages in dump order) and ``pages_to_pairs`` turns
@@ -428,6 +434,10 @@ class _PairsWriter:
             self.writer.write_table(table, row_group_size=max(self.buffered, 1))
             self.buffer, self.buffered = [], 0
 
+    def discard(self) -> None:
+        """Close without finishing (the parallel path gave up; the file is rewritten)."""
+        self.writer.close()
+
     def close(self, metadata: dict[str, str], rewrite: bool) -> None:
         self.flush()
         self.writer.add_key_value_metadata(metadata)
@@ -440,6 +450,71 @@ class _PairsWriter:
                 for i in range(source.num_row_groups):
                     w.write_table(source.read_row_group(i).replace_schema_metadata(schema.metadata))
             os.replace(copy, self.path)
+
+
+# --------------------------------------------------------------------------- multistream
+
+_STREAM_START = re.compile(rb"BZh[1-9]1AY&SY")  # stream header + first block magic, byte-aligned
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>")
+_ROOT_OPEN = re.compile(rb"<mediawiki\b[^>]*>")
+_ROOT_CLOSE = re.compile(rb"</mediawiki>\s*$")
+STREAMS_PER_RANGE = 4  # ≈ 400 pages a task: enough work, bounded memory
+
+
+def stream_ranges(path: Path, per_range: int = STREAMS_PER_RANGE) -> list[tuple[int, int]]:
+    """Byte ranges of whole bz2 streams, ``per_range`` streams each; [] when the
+    file is not a bz2 file of at least three streams (header, pages, footer)."""
+    offsets: list[int] = []
+    with open(path, "rb") as f:
+        if f.read(3) != b"BZh":
+            return []
+        f.seek(0)
+        pos, tail = 0, b""
+        while chunk := f.read(1 << 24):
+            data, base = tail + chunk, pos - len(tail)
+            for m in _STREAM_START.finditer(data):
+                if not offsets or base + m.start() > offsets[-1]:
+                    offsets.append(base + m.start())
+            tail, pos = data[-9:], pos + len(chunk)
+    if len(offsets) < 3 or offsets[0] != 0:
+        return []
+    starts = offsets[::per_range]
+    return list(zip(starts, [*starts[1:], pos], strict=True))
+
+
+def _worker_range(path: str, start: int, end: int) -> tuple | None:
+    """Decompress and parse the pages of one byte range; None when anything in
+    it is unexpected (the caller then reads the dump in order)."""
+    job = _WORKER_JOB
+    assert job is not None
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            xml = bz2.decompress(f.read(end - start))
+        if start == 0:  # the header stream: drop the declaration and the root's start tag
+            xml = _ROOT_OPEN.sub(b"", _XML_DECL.sub(b"", xml, count=1), count=1)
+        # Without the root element, tags carry no namespace: ns "" below.
+        root = ET.fromstring(b"<pages>" + _ROOT_CLOSE.sub(b"", xml) + b"</pages>")
+    except Exception:  # noqa: BLE001 - truncated, malformed, a false stream boundary
+        return None
+    has_image = wikitext.image_markup_regex(job.file_namespaces, job.options)
+    counts = {"pages_seen": 0, "articles": 0, "redirects_skipped": 0, "non_articles_skipped": 0}
+    batch = []
+    for elem in root:
+        if elem.tag != "page":
+            continue  # <siteinfo>
+        page = _page(elem, "")
+        counts["pages_seen"] += 1
+        if page.ns != 0:
+            counts["non_articles_skipped"] += 1
+        elif not is_article(page):
+            counts["redirects_skipped"] += 1
+        else:
+            counts["articles"] += 1
+            if has_image.search(page.text):
+                batch.append(page)
+    table, skipped, n_pages, stats = _table_batch(batch, job) if batch else (None, [], 0, {})
+    return table, skipped, n_pages, stats, counts
 
 
 def _encode(metadata: dict[str, str]) -> dict[bytes, bytes]:
@@ -497,13 +572,14 @@ def dump_to_pairs(
         "incomplete": False,
         "error": None,
     }
-    pool = (
-        multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(
+    def new_pool():
+        return multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(
             workers, _init_worker, (job,)
         )
-        if workers > 1
-        else None
-    )
+
+    pool = new_pool() if workers > 1 else None
+    ranges = stream_ranges(dump) if pool is not None else []
+    fresh_summary = json.loads(json.dumps(summary))
     pending: collections.deque = collections.deque()
     bar = tqdm(unit=" pages", disable=not progress, file=sys.stderr, mininterval=0.5)
 
@@ -526,19 +602,47 @@ def dump_to_pairs(
         while len(pending) >= 2 * workers:  # bounded in-flight work: flat memory
             collect(pending.popleft().get())
 
+    def by_ranges() -> bool:
+        """The multistream path; False as soon as a range fails."""
+        in_flight: collections.deque = collections.deque()
+
+        def take(result) -> bool:
+            if result is None:
+                return False
+            *batch_result, counts = result
+            collect(tuple(batch_result))
+            for k, v in counts.items():
+                summary[k] += v
+            bar.update(counts["pages_seen"])
+            return True
+
+        for start, end in ranges:
+            in_flight.append(pool.apply_async(_worker_range, (str(dump), start, end)))
+            while len(in_flight) >= 2 * workers:
+                if not take(in_flight.popleft().get()):
+                    return False
+        return all(take(in_flight.popleft().get()) for _ in range(len(in_flight)))
+
+    meta = {"cmisc.source": site.source, "cmisc.dump": dump.name, "cmisc.dump_date": dump_date or ""}
     try:
         with atomic_path(Path(out)) as tmp:
-            writer = _PairsWriter(
-                tmp,
-                {
-                    "cmisc.source": site.source,
-                    "cmisc.dump": dump.name,
-                    "cmisc.dump_date": dump_date or "",
-                },
-            )
+            writer = _PairsWriter(tmp, meta)
+            if ranges and by_ranges():
+                ranges_done = True
+            else:
+                ranges_done = False
+                if ranges:  # start over in page order, which reports what is wrong
+                    pool.terminate()
+                    pool = new_pool()
+                    writer.discard()
+                    writer = _PairsWriter(tmp, meta)
+                    summary.clear()
+                    summary.update(json.loads(json.dumps(fresh_summary)))
+                    stats.clear()
+                    bar.reset()
             batch: list[DumpPage] = []
             try:
-                for page in iter_pages(dump):
+                for page in ([] if ranges_done else iter_pages(dump)):
                     summary["pages_seen"] += 1
                     bar.update(1)
                     if page.ns != 0:
