@@ -175,7 +175,9 @@ def main(argv: list[str]) -> int:
         f"{args.out}: {s['pairs']} pairs; pages fetched {s['pages_fetched']}, unchanged {s['pages_unchanged']}, "
         f"missing {s['pages_missing']}, failed {s['pages_failed']}"
     )
-    return 0
+    # Every page failed (an outage): non-zero, as `cmisc wiki-scrape` does; the
+    # previous pairs were kept and the pages are retried next run.
+    return 1 if s["pages_failed"] and not s["pages_fetched"] else 0
 
 
 if __name__ == "__main__":

@@ -322,3 +322,17 @@ def test_refresh_keeps_one_rate_across_dask_worker_processes(tiny_world, tmp_pat
     assert summary["pages_failed"] == 0 and len(times) > 8
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) > 0.9 * 0.25, sorted(gaps)[:5]
+
+
+@pytest.mark.usefixtures("prefect")
+def test_refresh_cli_is_non_zero_when_every_page_failed(tiny_world, tmp_path, capsys):
+    from flows.refresh import main
+
+    params = write_params(tmp_path, max_retries=0)
+    wiki = fake_world(tiny_world)
+    with wiki:
+        wiki.add_fault(Fault("500", match="rvprop=ids|timestamp|content", count=None))
+        code = main(["--all", "--out", str(tmp_path / "p.parquet"), "--store", str(tmp_path / "s"), "--endpoint",
+                     wiki.endpoint, "--user-agent", UA, "--params", str(params), "--no-images"])
+    assert code == 1
+    assert "pages fetched 0" in capsys.readouterr().out
