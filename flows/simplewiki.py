@@ -121,6 +121,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dask", metavar="ADDRESS", help="run tasks on this Dask scheduler")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
+    # Bad params or a file that is not a dump fail in one line before Prefect starts.
+    load_section(WikitextOptions, "simplewiki", args.params)
+    load_section(ImagesConfig, "images", args.params)
+    try:
+        read_siteinfo(args.dump)
+    except DumpTruncatedError:
+        pass  # a dump cut short: the flow writes its complete pages, then fails
     run = simplewiki_pairs.with_options(task_runner=task_runner(args.dask, args.workers))
     summary = run(args.dump, args.out, args.store, args.image_root, args.fetch, args.shard_size, args.params)
     img = summary["images"]

@@ -124,3 +124,16 @@ def test_flow_on_a_local_dask_cluster(tiny_world, tmp_path):
         summary = run(dump_of(tiny_world), str(tmp_path / "d.parquet"), str(tmp_path / "s"),
                       [str(tiny_world / "simplewiki" / "images")], shard_size=3)
     assert S.read_table(tmp_path / "d.parquet", S.PAIRS).num_rows == summary["pairs"] > 0
+
+
+def test_simplewiki_cli_rejects_a_non_dump_before_prefect_starts(tmp_path, monkeypatch):
+    import flows.simplewiki
+    from cmisc_model.errors import CmiscError
+    from flows.simplewiki import main
+
+    monkeypatch.setattr(flows.simplewiki, "simplewiki_pairs", None)  # any flow run would fail differently
+    bad = tmp_path / "notes.xml.bz2"
+    bad.write_bytes(b"not a dump")
+    with pytest.raises(CmiscError, match="notes.xml.bz2: not a MediaWiki XML export"):
+        main(["--dump", str(bad), "--out", str(tmp_path / "o.parquet"), "--store", str(tmp_path / "s")])
+    assert not (tmp_path / "o.parquet").exists()
