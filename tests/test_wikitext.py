@@ -391,3 +391,20 @@ def test_prestrip_changes_nothing_on_real_simple_pages_with_default_options(page
     after = [[page_pairs(t, i, x, options=o) for t, i, x in texts] for o in options]
     assert before == after
     assert sum(len(r) for r in before[0]) > 10
+
+
+def test_prestrip_changes_nothing_on_gensim_enwiki_excerpt_with_infobox_images(monkeypatch):
+    """Templates kept for their images may span list lines: those stay whole."""
+    gensim_data = pytest.importorskip("gensim").__file__
+    path = (Path(gensim_data).parent / "test" / "test_data"
+            / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
+    if not path.exists():
+        pytest.skip(f"{path} not shipped with this gensim")
+    from cmisc_model.sources.wiki_dump import is_article, iter_pages
+
+    pages = [p for p in iter_pages(path) if is_article(p) and "[[File:" in p.text]
+    options = WikitextOptions(include_infobox=True, include_gallery=True)
+    before = [page_pairs(p.title, p.page_id, p.text, options=options) for p in pages]
+    monkeypatch.setattr(wikitext, "prestrip", lambda text, *args, **kwargs: text)
+    after = [page_pairs(p.title, p.page_id, p.text, options=options) for p in pages]
+    assert before == after

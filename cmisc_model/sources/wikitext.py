@@ -744,7 +744,7 @@ def prestrip(
             text = _strip_tables(text)
     if ctx is not None:
         text = _flatten_links(text, ctx)
-    if not keep_lists:
+    if not keep_lists and "{{" not in text:  # a template left may span list lines: keep them whole
         text = _LIST_LINE.sub("", text)
     return text
 
