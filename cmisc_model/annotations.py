@@ -174,24 +174,51 @@ class LabelledSplitConfig:
 
 
 def split_labelled(rows: list[dict], seed: int, cfg: LabelledSplitConfig) -> list[dict]:
-    """Stratified by (CMI, SC) cell: shuffle each cell with ``seed``; the first
-    ``round(train_fraction * n)`` go to train+val, the rest to test; then
-    ``round(val_fraction * n_train)`` of each cell's training part go to val.
-    Rows come back sorted by pair_id with a ``split`` key."""
-    cells: dict[tuple[float, float], list[dict]] = defaultdict(list)
+    """Grouped by document, stratified by (CMI, SC) cell.
+
+    No document (an article, a news story, a COCO image with its captions) is
+    in two splits: a lead pair carries its whole article, so an article's
+    section pairs share text with it, and 2017's per-pair split let 46 of 91
+    test pairs share an article with training pairs (issue 10). Departure from
+    2017, which split pairs by cell only.
+
+    Documents are taken largest first (ties in an order shuffled by ``seed``)
+    and each goes to the split whose per-cell targets it helps most: test gets
+    ``1 - train_fraction`` of each cell, val ``val_fraction`` of the rest.
+    Rows come back sorted by pair_id with a ``split`` key.
+    """
+    groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: r["pair_id"]):
-        cells[(r["cmi"], r["sc"])].append(r)
+        groups[document_key(r)].append(r)
+    cell_n: dict[tuple[float, float], int] = defaultdict(int)
+    for r in rows:
+        cell_n[(r["cmi"], r["sc"])] += 1
+    share = {"test": 1 - cfg.train_fraction, "val": cfg.train_fraction * cfg.val_fraction}
+    share["train"] = 1 - share["test"] - share["val"]
+    target = {sp: {c: f * n for c, n in cell_n.items()} for sp, f in share.items()}
+    have = {sp: defaultdict(float) for sp in share}
     rng = random.Random(seed)
+    keys = sorted(groups)
+    rng.shuffle(keys)
+    keys.sort(key=lambda k: -len(groups[k]))  # stable: shuffled order within a size
     out = []
-    for cell in sorted(cells):
-        items = cells[cell][:]
-        rng.shuffle(items)
-        n_train = round(cfg.train_fraction * len(items))
-        n_val = round(cfg.val_fraction * n_train)
-        for i, r in enumerate(items):
-            split = "val" if i < n_val else "train" if i < n_train else "test"
-            out.append({**r, "split": split})
+    for key in keys:
+        cells = [(r["cmi"], r["sc"]) for r in groups[key]]
+
+        def gain(sp: str) -> float:
+            # relative need of this split for the group's cells (negative once over target)
+            return sum((target[sp][c] - have[sp][c]) / max(target[sp][c], 1e-9) for c in cells) / len(cells)
+
+        split = max(("train", "val", "test"), key=gain)  # ties: train first
+        for c in cells:
+            have[split][c] += 1
+        out += [{**r, "split": split} for r in groups[key]]
     return sorted(out, key=lambda r: r["pair_id"])
+
+
+def document_key(row: dict) -> tuple:
+    """The document a pair comes from (COCO: the image, whose captions are its pairs)."""
+    return (row.get("source"), row.get("doc_id") if row.get("doc_id") is not None else row["pair_id"])
 
 
 def repeat_split(rows: list[dict], seed: int, repeat: int, cfg: LabelledSplitConfig) -> list[dict]:

@@ -21,8 +21,16 @@ adds it).
   the default grid here is 8 log-spaced values over the same range (1000 fits
   per fold buy nothing on ~600 items and take long), set in params.yaml.
 
-When no embeddings file is given (or it does not exist), only most_frequent
-runs and the summary says why the SVM is missing.
+- **text_only**: bag of words (the normalised tokens, unigrams and bigrams)
+  -> multinomial logistic regression, C by the same CV. It sees no image.
+- **image_only**: the image as a 16 x 16 RGB thumbnail (768 standardised
+  pixels) -> logistic regression, C by CV. It sees no text.
+  These two rows (not in the paper, issue 10) say how far each modality alone
+  gets on the same splits: a classifier of the *relation* between image and
+  text must beat both.
+
+When no embeddings file is given (or it does not exist), the SVM does not run
+and the summary says why.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ class BaselinesConfig:
     standardise: bool = True  # zero mean, unit variance per embedding dimension (fitted inside each CV fold)
     include_val: bool = False  # also fit on the val split (it is never used for anything else here)
     n_jobs: int = 1  # parallel CV fits (GridSearchCV n_jobs; -1 = all cores)
+    lr_c_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # text_only, image_only
+    thumbnail_px: int = 16  # image_only: side of the thumbnail whose pixels are the features
 
     def __post_init__(self):
         if self.repeats < 1:
@@ -107,6 +117,53 @@ def fit_svm(X: np.ndarray, y: np.ndarray, cfg: BaselinesConfig, seed: int):
         warnings.filterwarnings("ignore", message=".*fits failed.*")
         search.fit(X, y)
     return search.best_estimator_, float(search.best_params_["svc__C"])
+
+
+def fit_logistic(X, y: np.ndarray, cfg: BaselinesConfig, seed: int, text: bool):
+    """Logistic regression on bag-of-words strings (``text``) or on a pixel matrix, C by stratified CV."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classes, counts = np.unique(y, return_counts=True)
+    if classes.size < 2:
+        return _Constant(int(classes[0])), None
+    first = ("bow", CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=r"\S+")) if text \
+        else ("scale", StandardScaler())
+    pipe = Pipeline([first, ("lr", LogisticRegression(max_iter=2000, random_state=seed))])
+    folds = int(min(cfg.cv_folds, counts.max()))
+    search = GridSearchCV(pipe, {"lr__C": list(cfg.lr_c_grid)}, scoring="accuracy", refit=True,
+                          cv=StratifiedKFold(n_splits=max(folds, 2), shuffle=True, random_state=seed),
+                          n_jobs=cfg.n_jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rare classes and lbfgs' iteration cap, as for the SVM
+        search.fit(X, y)
+    return search.best_estimator_, float(search.best_params_["lr__C"])
+
+
+def text_features(rows: list[dict], text_cfg=None) -> dict[str, str]:
+    """pair_id -> the text the model reads (normalised tokens, space-joined)."""
+    from cmisc_model.text import TextConfig, TextNormaliser
+
+    norm = TextNormaliser(text_cfg or TextConfig())
+    return {r["pair_id"]: " ".join(t for s in norm.blocks(r["text_blocks"], r["source"]) for t in s) for r in rows}
+
+
+def image_features(rows: list[dict], px: int) -> dict[str, np.ndarray]:
+    """pair_id -> the image as px x px RGB pixels in [0, 1] (an unreadable image is an error naming it)."""
+    from PIL import Image
+
+    out = {}
+    for r in rows:
+        try:
+            with Image.open(r["image_path"]) as img:
+                out[r["pair_id"]] = np.asarray(img.convert("RGB").resize((px, px), Image.BILINEAR),
+                                               dtype=np.float32).ravel() / 255.0
+        except (OSError, ValueError) as e:
+            raise CmiscError(f"pair {r['pair_id']}: image {r['image_path']} cannot be read ({e})") from e
+    return out
 
 
 def _svm_pipeline(cfg: BaselinesConfig, seed: int):
@@ -168,6 +225,7 @@ def run_baselines(
     cfg: BaselinesConfig,
     split_cfg: LabelledSplitConfig | None = None,
     progress: bool = False,
+    text_cfg=None,
 ) -> tuple[pa.Table, dict]:
     """Most-frequent (and, with embeddings, SVM) predictions for repeats 0..repeats-1.
 
@@ -177,9 +235,12 @@ def run_baselines(
     """
     split_cfg = split_cfg or LabelledSplitConfig()
     labelled_path = Path(labelled_path)
-    rows = S.read_table(labelled_path, S.LABELLED).select(["pair_id", "source", "cmi", "sc", "split"]).to_pylist()
+    full = S.read_table(labelled_path, S.LABELLED).to_pylist()
+    rows = [{k: r[k] for k in ("pair_id", "source", "cmi", "sc", "split")} for r in full]
+    texts, pixels = text_features(full, text_cfg), image_features(full, cfg.thumbnail_px)
     emb = None
-    summary: dict = {"labelled": str(labelled_path), "repeats": repeats, "seed": seed, "systems": ["most_frequent"]}
+    summary: dict = {"labelled": str(labelled_path), "repeats": repeats, "seed": seed,
+                     "systems": ["most_frequent", "text_only", "image_only"]}
     if embeddings_path is None:
         summary["svm_missing"] = "no embeddings file given"
     elif not Path(embeddings_path).exists():
@@ -207,6 +268,16 @@ def run_baselines(
         mode = {t: most_frequent_class([labels(r, t) for r in train]) for t in TASKS}
         summary["most_frequent"][str(k)] = mode
         out += [_prediction_row("most_frequent", k, r, mode["cmi"], mode["sc"]) for r in test]
+        for system, feats, is_text in (("text_only", texts, True), ("image_only", pixels, False)):
+            def features(rs):
+                values = [feats[r["pair_id"]] for r in rs]
+                return values if is_text else np.stack(values)
+            pred = {}
+            for t in TASKS:
+                model, c = fit_logistic(features(train), np.array([labels(r, t) for r in train]), cfg, seed + k, is_text)
+                pred[t] = model.predict(features(test))
+                summary.setdefault(f"{system}_c", {}).setdefault(str(k), {})[t] = c
+            out += [_prediction_row(system, k, r, pred["cmi"][i], pred["sc"][i]) for i, r in enumerate(test)]
         if emb is None:
             continue
         X_train = _matrix(train, emb, str(embeddings_path))
@@ -240,7 +311,11 @@ def cli_main(argv: list[str]) -> int:
     seed = load_section(BaseConfig, "base", args.params).seed
     split_cfg = load_section(CorpusConfig, "corpus", args.params).labelled
     repeats = args.repeats or cfg.repeats
-    table, summary = run_baselines(args.labelled, args.embeddings, repeats, seed, cfg, split_cfg, progress=True)
+    from cmisc_model.text import TextConfig
+
+    text_cfg = load_section(TextConfig, "text", args.params)
+    table, summary = run_baselines(args.labelled, args.embeddings, repeats, seed, cfg, split_cfg, progress=True,
+                                   text_cfg=text_cfg)
     write_predictions(table, args.out / "predictions.parquet")
     with S.atomic_path(args.out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -38,7 +38,7 @@ FORMAT = "cmisc-autoencoder/1"
 # Fields of ModelConfig that do not change the shape of any weight: a
 # difference is logged, not refused (e.g. resuming with another dropout).
 NON_SHAPE_FIELDS = {
-    "dropout", "image_loss_weight", "inception_weights", "freeze_bn",
+    "dropout", "decoder_dropout", "image_loss_weight", "inception_weights", "freeze_bn",
     "encoder_trainable", "init_range", "logit_scale_init",
 }
 

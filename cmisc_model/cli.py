@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baselines": ("cmisc_model.baselines", "most-frequent and SVM baselines -> predictions"),
     "predict": ("cmisc_model.predict", "CMI/SC of an image + text, or of a pairs file"),
     "evaluate": ("cmisc_model.evaluate", "evaluation report: Table 3, confusion matrices, label statistics"),
+    "scarcity": ("cmisc_model.scarcity", "label-scarcity curve: AE-initialised vs no-AE classifier"),
+    "preset": ("cmisc_model.presets", "print a named params preset (e.g. paper2017) for dvc exp run"),
     "inspect": ("cmisc_model.inspect", "summarise any Parquet artifact"),
 }
 

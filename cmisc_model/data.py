@@ -5,6 +5,11 @@
   (aspect kept), then cropped to ``image_size``: a random crop and a random
   horizontal flip when training, the centre crop otherwise. The same crop is
   the input and the reconstruction target, in [-1, 1].
+  A flip is label-safe only together with the text: the labels depend on
+  left/right positions ("in the upper left"), so a flipped image gets its
+  text's left/right words swapped (``MIRROR_WORDS``). The random crop keeps
+  every object's centre in its third of the image (resize factor <= 1.15;
+  ``tests/test_augment.py`` checks both on rendered scenes).
   Departure from 2017: 2017 squashed every image to 346x346 before the crop
   and put colour jitter into the reconstruction target too (original_impl.md
   §§5, 11); we keep the aspect ratio and use no colour jitter.
@@ -44,7 +49,7 @@ class DataConfig:
     """params ``autoencoder.data``."""
 
     resize_factor: float = 1.15  # shorter side -> 1.15 x image_size before the crop (2017: 346/300)
-    hflip: bool = True  # random horizontal flip when training (2017: yes)
+    hflip: bool = True  # random horizontal flip when training, the text's left/right words mirrored with it
     # DataLoader worker processes (0 = decode in the training process). 0 on CPU:
     # decoding is ~1 % of a CPU step, and workers fight torch's spinning OpenMP
     # threads (measured 3 vs 32 samples/s on 2 cores; OMP_WAIT_POLICY=PASSIVE
@@ -55,10 +60,26 @@ class DataConfig:
 
 # --------------------------------------------------------------------------- images
 
+# Words swapped in a text whose image is mirrored. 2017 flipped the image alone,
+# which changes the label of a text that says where things are.
+MIRROR_WORDS = {"left": "right", "right": "left"}
+
+
+def mirror_map(vocab: Mapping[str, int]) -> dict[int, int]:
+    """Token id -> the id of its mirrored word, for the ``MIRROR_WORDS`` in ``vocab``."""
+    return {vocab[a]: vocab[b] for a, b in MIRROR_WORDS.items() if a in vocab and b in vocab}
+
+
+def mirror_ids(doc: Sequence[Sequence[int]], mapping: Mapping[int, int]) -> list[list[int]]:
+    return [[mapping.get(t, t) for t in sentence] for sentence in doc]
+
+
 def load_image(path: str | Path, image_size: int, resize_factor: float, train: bool,
-               rng: random.Random | None = None, hflip: bool = True) -> torch.Tensor:
+               rng: random.Random | None = None, flip: bool = False) -> torch.Tensor:
     """Decode an RGB image -> float (3, image_size, image_size) in [-1, 1].
 
+    ``train``: a random crop drawn from ``rng``; otherwise the centre crop.
+    ``flip``: mirror left-right (the caller mirrors the text with it).
     Raises OSError/ValueError (PIL's errors) for a file that cannot be decoded.
     """
     short = max(image_size, round(resize_factor * image_size))
@@ -73,9 +94,8 @@ def load_image(path: str | Path, image_size: int, resize_factor: float, train: b
         assert rng is not None
         left = rng.randint(0, new_w - image_size)
         top = rng.randint(0, new_h - image_size)
-        flip = hflip and rng.random() < 0.5
     else:
-        left, top, flip = (new_w - image_size) // 2, (new_h - image_size) // 2, False
+        left, top = (new_w - image_size) // 2, (new_h - image_size) // 2
     img = img.crop((left, top, left + image_size, top + image_size))
     if flip:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
@@ -94,8 +114,10 @@ def usable_rows(rows: Sequence[Mapping]) -> tuple[list[Mapping], int]:
 class AutoencoderDataset(Dataset):
     """Pairs rows (dicts with PAIRS columns, image ok) -> items for ``collate``.
 
-    An item is ``{"index", "pair_id", "image" (3, H, W), "ids" list[list[int]]}``,
-    or ``None`` when the image cannot be decoded.
+    An item is ``{"index", "pair_id", "image" (3, H, W), "ids" list[list[int]],
+    "image_key"}``, or ``None`` when the image cannot be decoded. ``image_key``
+    is the image file, so that image-text matching can tell pairs that share
+    an image (COCO's captions) apart.
     """
 
     def __init__(self, rows: Sequence[Mapping], vocab: Mapping[str, int], normaliser: TextNormaliser,
@@ -113,6 +135,10 @@ class AutoencoderDataset(Dataset):
         self.hflip = hflip
         self.seed = seed
         self.epoch = 0
+        self.mirror = mirror_map(vocab)
+        if train and hflip and len(self.mirror) < len(MIRROR_WORDS):
+            log.warning("hflip: 'left'/'right' are not both in the vocabulary, so a mirrored image's "
+                        "text cannot be mirrored; its label may no longer hold")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -126,14 +152,16 @@ class AutoencoderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict | None:
         rng = random.Random(f"{self.seed}:{self.epoch}:{index}") if self.train else None
+        flip = self.train and self.hflip and rng.random() < 0.5
         try:
-            image = load_image(self.paths[index], self.image_size, self.resize_factor, self.train,
-                               rng, self.hflip)
+            image = load_image(self.paths[index], self.image_size, self.resize_factor, self.train, rng, flip)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             log.warning("pair %s: image %s cannot be decoded, skipped (%s)", self.pair_ids[index],
                         self.paths[index], e)
             return None
-        return {"index": index, "pair_id": self.pair_ids[index], "image": image, "ids": self.ids[index]}
+        ids = mirror_ids(self.ids[index], self.mirror) if flip else self.ids[index]
+        return {"index": index, "pair_id": self.pair_ids[index], "image": image, "ids": ids,
+                "image_key": self.paths[index]}
 
 
 def pad_ids(docs: Sequence[Sequence[Sequence[int]]]) -> torch.Tensor:
@@ -149,7 +177,7 @@ def pad_ids(docs: Sequence[Sequence[Sequence[int]]]) -> torch.Tensor:
 
 
 def collate(items: Sequence[dict | None]) -> dict:
-    """Items -> ``{"images" (B,3,H,W), "tokens" (B,S,T), "pair_ids", "indices", "n_skipped"}``.
+    """Items -> ``{"images" (B,3,H,W), "tokens" (B,S,T), "pair_ids", "indices", "image_keys", "n_skipped"}``.
 
     ``None`` items (undecodable images) are dropped and counted; a batch may
     therefore be empty (B = 0), which the training loop skips.
@@ -158,12 +186,13 @@ def collate(items: Sequence[dict | None]) -> dict:
     n_skipped = len(items) - len(kept)
     if not kept:
         return {"images": torch.zeros(0, 3, 1, 1), "tokens": torch.zeros(0, 1, 1, dtype=torch.long),
-                "pair_ids": [], "indices": [], "n_skipped": n_skipped}
+                "pair_ids": [], "indices": [], "image_keys": [], "n_skipped": n_skipped}
     return {
         "images": torch.stack([it["image"] for it in kept]),
         "tokens": pad_ids([it["ids"] for it in kept]),
         "pair_ids": [it["pair_id"] for it in kept],
         "indices": [it["index"] for it in kept],
+        "image_keys": [it.get("image_key") for it in kept],
         "n_skipped": n_skipped,
     }
 

@@ -67,8 +67,17 @@ SYSTEM_NAMES = {
     "classifier": "CL (AE-initialised classifier)",
     "classifier_no_ae": "CL without AE initialisation",
     "svm": "Linear SVM on article embeddings",
+    "text_only": "Text only (bag of words, logistic regression)",
+    "image_only": "Image only (pixels, logistic regression)",
     "most_frequent": "Most frequent class (train split)",
 }
+ABLATION_NAMES = {
+    "images_shuffled": "test images shuffled among test items",
+    "images_blank": "blank (grey) images",
+    "texts_shuffled": "test texts shuffled among test items",
+}
+# What metrics.json keeps per system and task (the rest is in details.json).
+HEADLINE = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "accuracy_mean", "accuracy_sd", "kappa")
 
 
 @dataclass
@@ -78,7 +87,8 @@ class EvaluateConfig:
     bootstrap: int = 1000  # bootstrap resamples for the 95% intervals
     ci: float = 0.95
     # Table 3's rows, in order; a system without predictions is listed as missing.
-    systems: list[str] = field(default_factory=lambda: ["classifier", "classifier_no_ae", "svm", "most_frequent"])
+    systems: list[str] = field(default_factory=lambda: [
+        "classifier", "classifier_no_ae", "svm", "text_only", "image_only", "most_frequent"])
 
     def __post_init__(self):
         if self.bootstrap < 1:
@@ -244,7 +254,7 @@ def _table3(results: dict, cfg: EvaluateConfig, missing: dict[str, str]) -> str:
         "| System | n | CMI acc [CI] | CMI mean ± sd (K) | CMI macro-F1 | CMI κ | SC acc [CI] | SC mean ± sd (K) | SC macro-F1 | SC κ | paper CMI | paper SC |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    systems = list(cfg.systems) + sorted(s for s in results if s not in cfg.systems)
+    systems = list(cfg.systems) + sorted(s for s in results if s not in cfg.systems and ":" not in s)
     for system in systems:
         paper = PAPER_TABLE3.get(system)
         pc, ps = (_f(paper[0], 4), _f(paper[1], 4)) if paper else ("", "")
@@ -366,6 +376,92 @@ def _write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+# --------------------------------------------------------------------------- what the model uses
+
+def ablation_summary(results: dict) -> dict:
+    """``{system: {ablation: {task: {"accuracy_mean", "drop"}}}}``: the drop is intact minus ablated
+    accuracy in points, both as means over the K repeats."""
+    out: dict = {}
+    for name in sorted(results):
+        if ":" not in name:
+            continue
+        system, kind = name.split(":", 1)
+        if system not in results:
+            continue
+        out.setdefault(system, {})[kind] = {
+            t: {"accuracy_mean": results[name][t]["accuracy_mean"],
+                "drop": 100 * (results[system][t]["accuracy_mean"] - results[name][t]["accuracy_mean"])}
+            for t in TASKS}
+    return out
+
+
+def rule_accuracy(rows: list[dict], rules: dict[str, dict]) -> dict:
+    """``{system: {task: {rule: {"n", "accuracy"}}}}`` over all repeats' test items with a known rule."""
+    out: dict = {}
+    for r in rows:
+        rule = rules.get(r["pair_id"])
+        if rule is None or ":" in r["system"]:
+            continue
+        for t in TASKS:
+            cell = out.setdefault(r["system"], {}).setdefault(t, {}).setdefault(rule[f"{t}_rule"], [0, 0])
+            cell[0] += 1
+            cell[1] += int(r[f"{t}_pred"] == r[f"{t}_true"])
+    return {s: {t: {rule: {"n": n, "accuracy": c / n} for rule, (n, c) in sorted(d.items())} for t, d in tasks.items()}
+            for s, tasks in out.items()}
+
+
+def counterfactual_summary(cf_rows: list[dict], rows: list[dict]) -> dict:
+    """``{system: {"n", "prediction_changed", "accuracy"}}``: how often the prediction changes when
+    one mentioned attribute is changed (the label changes every time), and accuracy on the new labels."""
+    intact = {(r["system"], r["repeat"], r["pair_id"]): r for r in rows}
+    out: dict = {}
+    for r in cf_rows:
+        system = r["system"].split(":", 1)[0]
+        base = intact.get((system, r["repeat"], r["pair_id"]))
+        if base is None:
+            continue
+        d = out.setdefault(system, {"n": 0, "changed": 0, "correct": 0})
+        d["n"] += 1
+        d["changed"] += int((r["cmi_pred"], r["sc_pred"]) != (base["cmi_pred"], base["sc_pred"]))
+        d["correct"] += int((r["cmi_pred"], r["sc_pred"]) == (r["cmi_true"], r["sc_true"]))
+    return {s: {"n": d["n"], "prediction_changed": d["changed"] / d["n"], "accuracy": d["correct"] / d["n"]}
+            for s, d in out.items() if d["n"]}
+
+
+def _ablations_md(ablations: dict, results: dict, rules: dict, counterfactual: dict) -> str:
+    lines = ["## What the classifier uses (ablations, mean over the K repeats)", "",
+             "The same selected models on the same test items, with the image or the text taken away; "
+             "the labels are those of the intact pairs. A model that relates image and text must lose "
+             "accuracy in every row.", "",
+             "| System | test set | CMI acc | CMI drop (points) | SC acc | SC drop (points) |", "|---|---|---|---|---|---|"]
+    for system, kinds in ablations.items():
+        lines.append(f"| {system} | intact | {_f(results[system]['cmi']['accuracy_mean'])} | | "
+                     f"{_f(results[system]['sc']['accuracy_mean'])} | |")
+        for kind, d in kinds.items():
+            lines.append(f"| {system} | {ABLATION_NAMES.get(kind, kind)} | {_f(d['cmi']['accuracy_mean'])} | "
+                         f"{_f(d['cmi']['drop'], 1)} | {_f(d['sc']['accuracy_mean'])} | {_f(d['sc']['drop'], 1)} |")
+    if counterfactual:
+        lines += ["", "**Counterfactual texts** (sample world): one correctly described object's colour or shape "
+                  "changed, so the rules give another label. *changed*: share of items whose prediction changed "
+                  "with it (a text-only model cannot tell which wording is right).", "",
+                  "| System | n | prediction changed | accuracy on the new labels |", "|---|---|---|---|"]
+        for system, d in counterfactual.items():
+            lines.append(f"| {system} | {d['n']} | {_f(d['prediction_changed'])} | {_f(d['accuracy'])} |")
+    if rules:
+        lines += ["", "**Accuracy per labelling rule** (all repeats' test items; rules from the sample world's "
+                  "ground truth, `cmisc_model/scenes.py`)", ""]
+        for task in TASKS:
+            names = sorted({rule for s in rules.values() for rule in s.get(task, {})})
+            lines += [f"{TASK_NAMES[task]}:", "", "| System | " + " | ".join(names) + " |",
+                      "|---|" + "---|" * len(names)]
+            for system, d in rules.items():
+                cells = [f"{_f(d[task][n]['accuracy'])} ({d[task][n]['n']})" if n in d.get(task, {}) else "—"
+                         for n in names]
+                lines.append(f"| {system} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- evaluate
 
 def evaluate(
@@ -376,6 +472,8 @@ def evaluate(
     seed: int = 12345,
     split_cfg: LabelledSplitConfig | None = None,
     notes: dict[str, str] | None = None,
+    truth: str | Path | None = None,
+    counterfactual_files: list[str | Path] | None = None,
 ) -> dict:
     """Score every system in ``prediction_files`` and write the report into ``out_dir``.
 
@@ -389,7 +487,8 @@ def evaluate(
     split_cfg = split_cfg or LabelledSplitConfig()
     out_dir = Path(out_dir)
     labelled_path = Path(labelled_path)
-    labelled = S.read_table(labelled_path, S.LABELLED).select(["pair_id", "source", "cmi", "sc", "split"]).to_pylist()
+    labelled_full = S.read_table(labelled_path, S.LABELLED).to_pylist()
+    labelled = [{k: r[k] for k in ("pair_id", "source", "cmi", "sc", "split")} for r in labelled_full]
 
     rows: list[dict] = []
     notes = dict(notes or {})
@@ -418,9 +517,26 @@ def evaluate(
         results[system], confusions[system] = score_system(srows, cfg, seed)
     missing = {s: notes.get(s, "no predictions given") for s in cfg.systems if s not in results}
 
+    from cmisc_model.ablations import read_scenes, truth_rules
+
+    rules = truth_rules(labelled_full, read_scenes(truth)) if truth is not None else {}
+    cf_rows = [r for p in counterfactual_files or [] for r in read_predictions(p).to_pylist()]
+    what_is_used = {
+        "ablations": ablation_summary(results),
+        "counterfactual": counterfactual_summary(cf_rows, rows),
+        "rules": rule_accuracy(rows, rules),
+    }
     dist = label_distribution(labelled)
-    # metrics.json holds numbers only (nested dicts: DVC shows them as test.<system>.<task>.<metric>).
-    metrics_json = _clean({"test": results, "labels": dist})
+    details = _clean({"test": results, "labels": dist, **what_is_used})
+    # metrics.json: the headline figures only, so `dvc metrics show` fits a screen
+    # (test.<system>.<task>.<metric>, ablation drops, counterfactual change rate);
+    # everything else is in details.json, which is not a DVC metric.
+    metrics_json = _clean({
+        "test": {s: {t: {k: m[t][k] for k in HEADLINE} for t in TASKS} for s, m in results.items() if ":" not in s},
+        "ablations": {s: {k: {t: d[t]["drop"] for t in TASKS} for k, d in kinds.items()}
+                      for s, kinds in what_is_used["ablations"].items()},
+        "counterfactual": {s: d["prediction_changed"] for s, d in what_is_used["counterfactual"].items()},
+    })
 
     files = []
     plots = out_dir / "plots"
@@ -443,7 +559,8 @@ def evaluate(
     labels_png = plots / "images" / "labels.png"
     _plot_labels(dist, labels_png)
 
-    table3 = _table3(metrics_json["test"], cfg, missing)
+    table3 = _table3(details["test"], cfg, missing)
+    ablations_md = _ablations_md(details["ablations"], details["test"], details["rules"], details["counterfactual"])
     labels_md = _labels_md(dist)
     _write_text(out_dir / "table3.md", table3.replace("## ", "# ", 1))
     _write_text(out_dir / "labels.md", labels_md)
@@ -456,6 +573,7 @@ def evaluate(
         + f". Split seed {seed}; bootstrap {cfg.bootstrap} resamples, seed {seed}.",
         "",
         table3,
+        ablations_md,
         "\n".join(confusion_md),
         labels_md,
         f"![labels]({labels_png.relative_to(out_dir).as_posix()})",
@@ -464,9 +582,12 @@ def evaluate(
     _write_text(out_dir / "report.md", report)
     with S.atomic_path(out_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics_json, indent=2, sort_keys=True) + "\n")
+    with S.atomic_path(out_dir / "details.json") as tmp:
+        tmp.write_text(json.dumps(details, indent=2, sort_keys=True) + "\n")
     files += [labels_png, out_dir / "table3.md", out_dir / "labels.md", out_dir / "report.md", out_dir / "metrics.json"]
     return {
         **metrics_json,
+        "details": details,
         "missing_systems": sorted(missing),
         "labelled": str(labelled_path),
         "prediction_files": [str(p) for p in prediction_files],

@@ -348,3 +348,41 @@ def label_claims(scene: Scene, claims: list[Claim | None]) -> Labels:
 def label_sentences(scene: Scene, sentences: list[str]) -> Labels:
     """The labels of a text (its sentences, titles excluded) for a scene."""
     return label_claims(scene, [parse_claim(s) for s in sentences])
+
+
+# --------------------------------------------------------------------------- counterfactuals
+
+def counterfactual(scene: Scene, sentences: list[str], rng: np.random.Generator) -> tuple[list[str], Labels] | None:
+    """The same text with one correctly described object's colour or shape changed.
+
+    Picks a sentence whose mention is *correct* for ``scene``, swaps its colour
+    (or, every other time, its shape) for another one, and returns the new
+    sentences with their labels, or None when no mention is correct or the
+    rules give the same (CMI, SC) cell after the change. A model that reads the
+    image must change its prediction with the label; one that reads only the
+    text sees a text that looks just as plausible.
+    """
+    claims = []
+    for s in sentences:
+        try:
+            claims.append(parse_claim(s))
+        except ValueError:
+            claims.append(None)
+    correct = [i for i, c in enumerate(claims) if c is not None and verdict(scene, c) == "correct"]
+    if not correct:
+        return None
+    before = label_claims(scene, claims)
+    for i in rng.permutation(correct):
+        c = claims[int(i)]
+        if rng.random() < 0.5:
+            new = str(rng.choice([k for k in COLOURS if k != c.colour]))
+            pattern = re.compile(r"\b(" + "|".join([*COLOURS, *COLOUR_ALIASES]) + r")\b", re.IGNORECASE)
+        else:
+            new = str(rng.choice([k for k in SHAPES if k != c.shape]))
+            pattern = re.compile(r"\b(" + "|".join(SHAPES) + r")\b", re.IGNORECASE)
+        changed = list(sentences)
+        changed[int(i)] = pattern.sub(new, sentences[int(i)], count=1)
+        after = label_sentences(scene, changed)
+        if (after.cmi, after.sc) != (before.cmi, before.sc):
+            return changed, after
+    return None

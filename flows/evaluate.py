@@ -34,9 +34,11 @@ def baselines_task(labelled: str, embeddings: str | None, out_dir: str, params: 
 
 
 @task(name="evaluation-report")
-def evaluate_task(predictions: list[str], labelled: str, out: str, params: str, notes: dict) -> dict:
+def evaluate_task(predictions: list[str], labelled: str, out: str, params: str, notes: dict,
+                  truth: str | None = None, counterfactual: list[str] | None = None) -> dict:
     cfg, seed, split_cfg = load_configs(params)
-    return evaluate(predictions, labelled, out, cfg, seed, split_cfg, notes)
+    counterfactual = [p for p in counterfactual or [] if Path(p).exists()]
+    return evaluate(predictions, labelled, out, cfg, seed, split_cfg, notes, truth or None, counterfactual)
 
 
 @flow(name="evaluate", log_prints=True)
@@ -47,6 +49,8 @@ def evaluate_flow(
     params: str = "params.yaml",
     baselines: bool = False,
     embeddings: str | None = None,
+    truth: str | None = None,
+    counterfactual: list[str] | None = None,
 ) -> dict:
     notes: dict[str, str] = {}
     predictions = list(predictions)
@@ -56,7 +60,7 @@ def evaluate_flow(
         if "svm_missing" in bsum:
             notes["svm"] = f"not run: {bsum['svm_missing']}"
             print(f"warning: SVM baseline not run: {bsum['svm_missing']}")
-    summary = evaluate_task(predictions, labelled, out, params, notes)
+    summary = evaluate_task(predictions, labelled, out, params, notes, truth, counterfactual)
     markdown("evaluation-report", (Path(out) / "report.md").read_text(encoding="utf-8"), "Evaluation report (Table 3 rebuilt)")
     summary_table(
         "evaluation-summary",
@@ -75,8 +79,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--baselines", action="store_true", help="run the most-frequent and SVM baselines first")
     parser.add_argument("--embeddings", help="article embeddings for the SVM (with --baselines)")
+    parser.add_argument("--truth", help="the sample world's scenes.jsonl: accuracy per labelling rule")
+    parser.add_argument("--counterfactual", nargs="*", default=[], help="counterfactual predictions (train-cl --truth)")
     args = parser.parse_args(argv)
-    summary = evaluate_flow(args.predictions, args.labelled, args.out, args.params, args.baselines, args.embeddings)
+    summary = evaluate_flow(args.predictions, args.labelled, args.out, args.params, args.baselines, args.embeddings,
+                            args.truth, args.counterfactual)
     print(headline(summary))
     print(f"{args.out}/report.md, {args.out}/metrics.json written")
     return 0

@@ -89,7 +89,8 @@ def test_shapes():
     assert out.recon.abs().max() <= 1.0
     assert out.n_tokens == int((tokens != 0).sum())
     assert torch.isfinite(out.loss)
-    assert torch.allclose(out.loss, out.text_loss + cfg.image_loss_weight * out.image_loss)
+    assert torch.allclose(out.loss, out.text_loss + cfg.image_loss_weight * out.image_loss + cfg.matching_weight * out.match_loss)
+    assert 0 < out.match_loss < 5  # image-text matching BCE (an empty text is left out of the sentence term)
     assert upsample_sizes(30, 300, 3) == [65, 139, 300]
 
 
@@ -116,7 +117,7 @@ def test_empty_text_is_the_state_after_the_image_step():
     images, tokens = make_batch()
     with torch.no_grad():
         article = enc(images[3:], tokens[3:])  # sample 3 has no sentence
-        image = enc.image(images[3:])  # (1, D_i)
+        image = enc.image(images[3:])[0]  # (1, D_i)
         text, _ = enc.text_lstm(image.unsqueeze(1))  # one step, input = the image
         expected = F.relu(enc.fuse(torch.cat([text[:, 0], image], dim=1)))
     assert torch.allclose(article, expected, atol=1e-6)
@@ -124,7 +125,10 @@ def test_empty_text_is_the_state_after_the_image_step():
     # a batch of empty texts only: no text loss, the image is still reconstructed
     out = model(images, torch.zeros(4, 2, 5, dtype=torch.long))
     assert out.n_tokens == 0 and out.text_loss.item() == 0.0
-    assert out.loss.item() == pytest.approx(out.image_loss.item()) and out.image_loss.item() > 0
+    cfg = model.cfg
+    assert out.loss.item() == pytest.approx(cfg.image_loss_weight * out.image_loss.item()
+                                            + cfg.matching_weight * out.match_loss.item())
+    assert out.image_loss.item() > 0
 
 
 # --------------------------------------------------------------------------- gradients
@@ -347,7 +351,8 @@ def test_inception_v3_encoder(tmp_path, caplog):
     tokens = torch.tensor([[[2, 3, 0]]])
     model.eval()
     with torch.no_grad():
-        assert model.image(images).shape == (1, cfg.image_dim)
+        image, regions = model.image(images)
+        assert image.shape == (1, cfg.image_dim) and regions.shape == (1, cfg.region_grid**2, cfg.image_dim)
         assert torch.isfinite(model(images, tokens)).all()
 
     bad = tmp_path / "bad.pt"

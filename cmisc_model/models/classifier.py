@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmisc_model.models.config import ClassifierConfig
-from cmisc_model.models.encoders import ArticleEncoder
+from cmisc_model.models.encoders import ArticleEncoder, EncodedParts
 
 
 class ClassifierOutput(NamedTuple):
@@ -46,7 +46,12 @@ class Classifier(nn.Module):
         sc: torch.Tensor | None = None,
     ) -> ClassifierOutput:
         """``cmi``, ``sc``: class ids (B,) in 0..4; both or neither."""
-        article = self.encoder(images, tokens)  # (B, A)
+        return self.from_parts(self.encoder.encode_parts(images, tokens), cmi, sc)
+
+    def from_parts(self, parts: EncodedParts, cmi: torch.Tensor | None = None,
+                   sc: torch.Tensor | None = None) -> ClassifierOutput:
+        """The classifier from already encoded image and sentences (``ArticleEncoder.encode_parts``)."""
+        article = self.encoder.fuse_parts(parts)  # (B, A)
         cmi_logits, sc_logits = self.head(article)  # (B, 5), (B, 5)
         loss = None
         if cmi is not None and sc is not None:

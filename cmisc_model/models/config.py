@@ -17,8 +17,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-# Sizes of the 2017 network (original_impl.md §6), one call away.
+# Sizes and structure of the 2017 network (original_impl.md §6), one call away.
 PAPER_SIZES = {
+    "fusion": "late",
+    "thumb_size": 30,
+    "thumb_channels": 1,
+    "decoder_maps": (32, 8, 3),
+    "image_loss_weight": 1.0,
+    "matching_weight": 0.0,
     "sentence_dim": 600,
     "text_dim": 2400,
     "image_dim": 600,
@@ -48,9 +54,17 @@ class ModelConfig:
     encoder_trainable: bool = True  # fine-tune the image CNN (2017: yes)
     freeze_bn: bool = True  # keep a *pretrained* Inception's batch norm in eval mode
     logit_scale_init: float = 10.0  # Departure from 2017: learnable scale on the cosine logits
-    thumb_size: int = 30  # image decoder: article -> thumb_size x thumb_size x 1
-    decoder_maps: tuple[int, ...] = (32, 8, 3)  # maps of the (upsample, 5x5 conv) steps
-    image_loss_weight: float = 1.0  # loss = text CE + weight * image MSE (2017: 1)
+    # Departure from 2017 (issue 10): "cross_attention" lets every sentence attend
+    # over image regions (no global pool before fusion); "late" is the 2017 encoder.
+    fusion: Literal["late", "cross_attention"] = "cross_attention"
+    region_grid: int = 3  # cross_attention: the feature map pooled to G x G regions (the labels' 3 x 3 grid)
+    thumb_size: int = 12  # paper 30: image decoder: article -> thumb_size x thumb_size x thumb_channels
+    thumb_channels: int = 16  # paper 1: a one-channel thumbnail holds too little (issue 10)
+    decoder_maps: tuple[int, ...] = (32, 16, 3)  # paper (32, 8, 3): maps of the (upsample, 5x5 conv) steps
+    decoder_dropout: float = 0.1  # on the thumbnail (2017: keep 0.9)
+    image_loss_weight: float = 30.0  # paper 1: loss = text CE + weight * image MSE; at 1 the
+    # image term's gradient is 30-40x smaller than the text term's and the decoder learns nothing
+    matching_weight: float = 1.0  # paper 0: + weight * image-text matching BCE (own vs another image)
     init_range: float = 0.08  # uniform init of LSTM / linear weights (2017 value)
 
     def __post_init__(self) -> None:
@@ -63,8 +77,13 @@ class ModelConfig:
             raise ValueError(f"image_size {self.image_size}: inception_v3 needs at least 75 px")
         if not self.decoder_maps or self.decoder_maps[-1] != 3:
             raise ValueError(f"decoder_maps {self.decoder_maps}: the last step must give 3 maps (RGB)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout {self.dropout} is not in [0, 1)")
+        for name in ("dropout", "decoder_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} {getattr(self, name)} is not in [0, 1)")
+        if self.fusion not in ("late", "cross_attention"):
+            raise ValueError(f"fusion {self.fusion!r}: expected late or cross_attention")
+        if self.region_grid < 1:
+            raise ValueError(f"region_grid {self.region_grid} must be >= 1")
 
     @classmethod
     def paper(cls, **overrides) -> ModelConfig:

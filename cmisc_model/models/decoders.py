@@ -103,24 +103,29 @@ def upsample_sizes(thumb: int, image_size: int, steps: int) -> list[int]:
 
 
 class ImageDecoder(nn.Module):
-    """article (B, A) -> 30x30x1 thumbnail -> (nearest upsample, 5x5 conv) x 3 -> (B, 3, H, W)."""
+    """article (B, A) -> thumbnail (B, C, t, t) -> (nearest upsample, 5x5 conv) x 3 -> (B, 3, H, W).
+
+    2017: t = 30, C = 1. The defaults here (t = 12, C = 16) hold colour and
+    position in the thumbnail's channels rather than asking one grey 30 x 30
+    map to carry them (departure, issue 10).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.thumb = cfg.thumb_size
-        self.to_thumb = nn.Linear(cfg.article_dim, cfg.thumb_size**2)
+        self.thumb, self.thumb_channels = cfg.thumb_size, cfg.thumb_channels
+        self.to_thumb = nn.Linear(cfg.article_dim, cfg.thumb_channels * cfg.thumb_size**2)
         self.sizes = upsample_sizes(cfg.thumb_size, cfg.image_size, len(cfg.decoder_maps))
-        maps = (1, *cfg.decoder_maps)
+        maps = (cfg.thumb_channels, *cfg.decoder_maps)
         self.convs = nn.ModuleList(
             nn.Conv2d(c_in, c_out, 5, padding=2) for c_in, c_out in pairwise(maps)
         )
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.decoder_dropout)
         nn.init.uniform_(self.to_thumb.weight, -cfg.init_range, cfg.init_range)
         nn.init.zeros_(self.to_thumb.bias)
 
     def forward(self, article: torch.Tensor) -> torch.Tensor:
         B = article.shape[0]
-        x = self.drop(self.to_thumb(article)).view(B, 1, self.thumb, self.thumb)  # (B, 1, 30, 30)
+        x = self.drop(self.to_thumb(article)).view(B, self.thumb_channels, self.thumb, self.thumb)  # (B, C, t, t)
         for k, (size, conv) in enumerate(zip(self.sizes, self.convs)):
             x = F.interpolate(x, size=(size, size), mode="nearest")  # (B, C, size, size)
             x = conv(x)  # (B, maps[k], size, size)

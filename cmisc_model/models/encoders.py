@@ -15,8 +15,10 @@ Inputs (the same for the autoencoder and the classifier):
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,7 +62,8 @@ def gather_step(outputs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- image
 
 class SmallCNN(nn.Module):
-    """A few conv-bn-relu-pool blocks and a global average pool: the CPU option."""
+    """A few conv-bn-relu-pool blocks: the CPU option. Returns the feature map;
+    the ``ImageEncoder`` decides how to pool it."""
 
     def __init__(self, channels: tuple[int, ...]):
         super().__init__()
@@ -77,16 +80,19 @@ class SmallCNN(nn.Module):
         self.out_dim = c_in
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(images)  # (B, C, H / 2^k, W / 2^k)
-        return x.mean(dim=(2, 3))  # (B, C)
+        return self.blocks(images)  # (B, C, H / 2^k, W / 2^k)
 
 
 def build_inception(weights: str | None) -> nn.Module:
-    """torchvision InceptionV3 without aux head or classifier: (B, 3, 299, 299) -> (B, 2048).
+    """torchvision InceptionV3 without aux head, average pool, dropout and classifier:
+    (B, 3, 299, 299) -> the flattened last feature map (B, 2048 * 8 * 8); the
+    ImageEncoder reshapes and pools it. The module keeps torchvision's layout,
+    so a torchvision state dict loads as it is.
 
     ``transform_input=False``: our images are already in [-1, 1], which is the
     range the (TF-ported) ImageNet weights expect after their own transform.
-    Dropout 0.2 on the pooled features is the 2017 "keep 0.8".
+    The 2017 "keep 0.8" dropout on the pooled features is the ImageEncoder's
+    ``cnn_drop``.
     """
     from torchvision.models import inception_v3
 
@@ -99,7 +105,8 @@ def build_inception(weights: str | None) -> nn.Module:
         log.info("inception_v3: random init (no inception_weights given)")
     else:
         load_inception_weights(net, Path(weights))
-    net.fc = nn.Identity()
+    net.avgpool, net.dropout, net.fc = nn.Identity(), nn.Identity(), nn.Identity()
+    net.out_dim = 2048
     return net
 
 
@@ -137,24 +144,46 @@ def batch_norms(module: nn.Module) -> list[nn.Module]:
 
 
 class ImageEncoder(nn.Module):
-    """CNN -> global pool -> linear image_dim (2017: no bias, no activation)."""
+    """CNN feature map -> the image vector, and (cross-attention fusion) region vectors.
+
+    ``fusion: late`` (2017): global average pool -> linear image_dim (no bias,
+    no activation); no regions.
+    ``fusion: cross_attention`` (departure from 2017): the labels of the sample
+    world, like "a red circle in the upper left", depend on *where* things
+    are, and a global average pool discards position. So the image vector is
+    a linear map of the feature map average-pooled to a 3 x 3 grid, and the
+    map pooled to ``region_grid`` x ``region_grid`` gives one vector per region
+    (plus a learned position embedding) for the sentences to attend to.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.image_encoder == "inception_v3":
             self.cnn = build_inception(cfg.inception_weights)
-            cnn_dim = 2048
             # Frozen BN statistics only make sense for pretrained weights; a random
             # init keeps training its batch norm.
             self.freeze_bn = cfg.freeze_bn and cfg.inception_weights is not None
             if cfg.freeze_bn and not self.freeze_bn:
                 log.info("inception_v3: freeze_bn ignored for a random init (its batch norm trains)")
+            cnn_drop = 0.2  # 2017: keep 0.8 on the pooled Inception features
         else:
             self.cnn = SmallCNN(cfg.small_cnn_channels)
-            cnn_dim = self.cnn.out_dim
             self.freeze_bn = False
+            cnn_drop = 0.0
+        cnn_dim = self.cnn.out_dim
+        self.fusion = cfg.fusion
         self.trainable = cfg.encoder_trainable
-        self.proj = nn.Linear(cnn_dim, cfg.image_dim, bias=False)
+        self.cnn_drop = nn.Dropout(cnn_drop)
+        if cfg.fusion == "late":
+            self.proj = nn.Linear(cnn_dim, cfg.image_dim, bias=False)
+        else:
+            self.proj = nn.Linear(cnn_dim * 9, cfg.image_dim, bias=False)  # the 3 x 3 grid
+            self.grid = cfg.region_grid
+            self.region_proj = nn.Linear(cnn_dim, cfg.image_dim)
+            self.region_pos = nn.Parameter(torch.zeros(cfg.region_grid**2, cfg.image_dim))
+            # large enough that attention over positions is not uniform at init (std 0.02
+            # left it flat and matching did not start)
+            nn.init.normal_(self.region_pos, std=0.1)
         nn.init.uniform_(self.proj.weight, -cfg.init_range, cfg.init_range)
 
         if self.freeze_bn:
@@ -174,9 +203,19 @@ class ImageEncoder(nn.Module):
                 bn.eval()
         return self
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.cnn(images)  # (B, 2048) inception | (B, C) small_cnn
-        return self.proj(x)  # (B, image_dim)
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (image vector (B, image_dim), regions (B, G*G, image_dim) or None)."""
+        fmap = self.cnn(images)  # (B, C, h, w) small_cnn | (B, 2048 * h * w) inception
+        if fmap.dim() == 2:
+            side = math.isqrt(fmap.shape[1] // self.cnn.out_dim)
+            fmap = fmap.view(fmap.shape[0], self.cnn.out_dim, side, side)  # (B, 2048, h, w)
+        if self.fusion == "late":
+            return self.proj(self.cnn_drop(fmap.mean(dim=(2, 3)))), None  # (B, D_i), None
+        grid3 = F.adaptive_avg_pool2d(fmap, 3).flatten(1)  # (B, C*9)
+        image = self.proj(self.cnn_drop(grid3))  # (B, D_i)
+        cells = F.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2)  # (B, G*G, C)
+        regions = self.region_proj(cells) + self.region_pos  # (B, G*G, D_i)
+        return image, regions
 
 
 # --------------------------------------------------------------------------- words
@@ -220,8 +259,35 @@ def load_word2vec(path: str | Path, vocab: Mapping[str, int], init_range: float 
 
 # --------------------------------------------------------------------------- article
 
+class EncodedParts(NamedTuple):
+    """What the encoder computes before fusion; ``roll`` pairs texts with other images."""
+
+    image: torch.Tensor  # (B, D_i)
+    regions: torch.Tensor | None  # (B, G*G, D_i); None for late fusion
+    sentences: torch.Tensor  # (B, S, D_s)
+    sentence_mask: torch.Tensor  # (B, S) True at real sentences
+
+    def roll(self, shifts: int = 1) -> EncodedParts:
+        """Every text with the image of the item ``shifts`` places earlier (image-text matching negatives)."""
+        regions = None if self.regions is None else self.regions.roll(shifts, dims=0)
+        return self._replace(image=self.image.roll(shifts, dims=0), regions=regions)
+
+
 class ArticleEncoder(nn.Module):
-    """images (B, 3, H, W) + tokens (B, S, T) -> article embedding (B, article_dim)."""
+    """images (B, 3, H, W) + tokens (B, S, T) -> article embedding (B, article_dim).
+
+    ``fusion: late`` is the 2017 encoder: the image vector is the text LSTM's
+    first input and is concatenated with the text state at the end.
+    ``fusion: cross_attention`` (departure from 2017, issue 10): in addition,
+    every sentence attends over the image regions by their *position*
+    (``where``), the attended content is compared with what the sentence says
+    (``what(s) * seen``), and the text LSTM's input at that sentence is
+    ``compare([s, agreement])``. Keys from positions only and a product for
+    the comparison are deliberate: with content keys and an MLP comparison
+    (nn.MultiheadAttention) image-text matching stayed at chance for 400 steps. Without it the text LSTM must remember the
+    whole image through one first input, and the trained 2017 network was
+    found to ignore the image altogether.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -234,6 +300,18 @@ class ArticleEncoder(nn.Module):
         self.text_lstm = nn.LSTM(cfg.sentence_dim, cfg.text_dim, batch_first=True)
         self.fuse = nn.Linear(cfg.text_dim + cfg.image_dim, cfg.article_dim)
         self.drop = nn.Dropout(cfg.dropout)
+        if cfg.fusion == "cross_attention":
+            # Departure from 2017: the sentence embedding also has a bag-of-words path
+            # (a linear map of the mean word vector). At init the LSTM's last state
+            # hardly depends on the words (its spread over a batch is ~0.04), so
+            # image-text matching had nothing to match; the mean word vector
+            # carries "red", "circle", "upper left" from the first step.
+            self.bag_of_words = nn.Linear(cfg.embed_dim, cfg.sentence_dim)
+            # where a sentence looks (attention over the regions' position embeddings
+            # only) and what it says is there (compared with the attended content)
+            self.where = nn.Linear(cfg.sentence_dim, cfg.image_dim)
+            self.what = nn.Linear(cfg.sentence_dim, cfg.image_dim)
+            self.compare = nn.Sequential(nn.Linear(cfg.sentence_dim + cfg.image_dim, cfg.sentence_dim), nn.ReLU())
 
         nn.init.uniform_(self.embed.weight, -cfg.init_range, cfg.init_range)
         with torch.no_grad():
@@ -264,21 +342,49 @@ class ArticleEncoder(nn.Module):
             x = self.drop(self.embed(flat[real]))  # (N, T, E)
             out, _ = self.sentence_lstm(x)  # (N, T, D_s)
             last = gather_step(out, last_real_index(token_mask[real]))  # (N, D_s)
+            if self.cfg.fusion == "cross_attention":
+                mask = token_mask[real].unsqueeze(2).to(x.dtype)  # (N, T, 1)
+                last = last + self.bag_of_words((x * mask).sum(1) / mask.sum(1))  # (N, D_s) + bag of words
             sentences = sentences.to(last.dtype).index_put((real,), last)  # (B*S, D_s)
         return self.drop(sentences).view(B, S, self.cfg.sentence_dim)  # (B, S, D_s)
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        # image: CNN -> linear
-        image = self.drop(self.image(images))  # (B, D_i)
+    def encode_parts(self, images: torch.Tensor, tokens: torch.Tensor) -> EncodedParts:
+        """The image and the sentences, each encoded on its own."""
+        image, regions = self.image(images)  # (B, D_i), (B, G*G, D_i) | None
+        image = self.drop(image)
+        if regions is not None:
+            regions = self.drop(regions)
+        sentences = self.encode_sentences(tokens)  # (B, S, D_s)
+        return EncodedParts(image, regions, sentences, (tokens != 0).any(dim=2))
+
+    def look(self, sentences: torch.Tensor) -> torch.Tensor:
+        """Where each sentence looks: attention over the region positions (B, S, G*G).
+        It depends on the words only, so one text can be compared with many images."""
+        scores = self.where(sentences) @ self.image.region_pos.T.to(sentences.dtype)  # (B, S, G*G)
+        return torch.softmax(scores, dim=-1)
+
+    def fuse_parts(self, parts: EncodedParts, with_agreement: bool = False):
+        """EncodedParts -> article embedding (B, article_dim); with ``with_agreement`` also each
+        sentence's agreement with what it attended to (B, S, D_i; cross-attention only), which
+        image-text matching scores."""
+        image, sentences = parts.image.to(parts.sentences.dtype), parts.sentences  # (B, D_i), (B, S, D_s)
+        agreement = None
+        if parts.regions is not None:
+            # each sentence looks at a place (position embeddings only: "upper left" -> a cell)
+            # and compares what it says with what is there (a product: "red" x red content)
+            seen = self.look(sentences) @ parts.regions.to(sentences.dtype)  # (B, S, D_i)
+            agreement = self.what(sentences) * seen  # (B, S, D_i)
+            sentences = self.drop(self.compare(torch.cat([sentences, agreement], dim=2)))  # (B, S, D_s)
 
         # text: the image is the text LSTM's first input, then the sentences
-        sentences = self.encode_sentences(tokens)  # (B, S, D_s)
-        steps = torch.cat([image.unsqueeze(1).to(sentences.dtype), sentences], dim=1)  # (B, 1+S, D_s)
+        steps = torch.cat([image.unsqueeze(1), sentences], dim=1)  # (B, 1+S, D_s)
         out, _ = self.text_lstm(steps)  # (B, 1+S, D_t)
-        sentence_mask = (tokens != 0).any(dim=2)  # (B, S)
-        step_mask = F.pad(sentence_mask, (1, 0), value=True)  # (B, 1+S) step 0 = the image
+        step_mask = F.pad(parts.sentence_mask, (1, 0), value=True)  # (B, 1+S) step 0 = the image
         text = self.drop(gather_step(out, last_real_index(step_mask)))  # (B, D_t) empty text: image step
 
         # "reconsider the image": [text || image] -> article
-        article = F.relu(self.fuse(torch.cat([text, image.to(text.dtype)], dim=1)))  # (B, article_dim)
-        return self.drop(article)
+        article = self.drop(F.relu(self.fuse(torch.cat([text, image.to(text.dtype)], dim=1))))  # (B, article_dim)
+        return (article, agreement) if with_agreement else article
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.fuse_parts(self.encode_parts(images, tokens))  # (B, article_dim)
