@@ -123,3 +123,32 @@ def counterfactual_rows(rows: list[dict], scenes: dict[str, S.Scene], seed: int)
             k += n
         out.append({**r, "text_blocks": blocks, "cmi": lab.cmi, "sc": lab.sc})
     return out
+
+
+def cli_main(argv: list[str]) -> int:
+    """``cmisc ablate``: one repeat's test split, intact or ablated, as a file ``cmisc predict --pairs`` reads."""
+    import argparse
+
+    from cmisc_model import schemas as Sch
+    from cmisc_model.annotations import repeat_split
+    from cmisc_model.config import BaseConfig, load_section
+    from cmisc_model.corpus import CorpusConfig
+
+    ap = argparse.ArgumentParser(prog="cmisc ablate", description="one repeat's test split, intact or with images "
+                                 "shuffled or blank or texts shuffled, as a file cmisc predict --pairs reads")
+    ap.add_argument("--labelled", type=Path, required=True, help="labelled.parquet from the corpus stage")
+    ap.add_argument("--kind", choices=("intact", *KINDS), default="images_shuffled", help="what to take away")
+    ap.add_argument("--repeat", type=int, default=0, help="evaluation repeat whose test split to write")
+    ap.add_argument("--out", type=Path, required=True, help="Parquet file to write (LABELLED schema)")
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (seed, split)")
+    args = ap.parse_args(argv)
+    seed = load_section(BaseConfig, "base", args.params).seed
+    split_cfg = load_section(CorpusConfig, "corpus", args.params).labelled
+    rows = Sch.read_table(args.labelled, Sch.LABELLED).to_pylist()
+    test = [r for r in repeat_split(rows, seed, args.repeat, split_cfg) if r["split"] == "test"]
+    if args.kind != "intact":
+        blank = write_blank_image(args.out.with_suffix(".blank.png"))
+        test = ablated_rows(test, args.kind, seed + args.repeat, blank)
+    Sch.write_table(Sch.from_rows(test, Sch.LABELLED, str(args.out)), args.out, Sch.LABELLED)
+    print(f"{args.out}: {len(test)} test pairs of repeat {args.repeat}, {args.kind}")
+    return 0

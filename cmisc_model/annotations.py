@@ -205,7 +205,7 @@ def split_labelled(rows: list[dict], seed: int, cfg: LabelledSplitConfig) -> lis
     for key in keys:
         cells = [(r["cmi"], r["sc"]) for r in groups[key]]
 
-        def gain(sp: str) -> float:
+        def gain(sp: str, cells: list = cells) -> float:
             # relative need of this split for the group's cells (negative once over target)
             return sum((target[sp][c] - have[sp][c]) / max(target[sp][c], 1e-9) for c in cells) / len(cells)
 

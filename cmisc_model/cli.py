@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("cmisc_model.predict", "CMI/SC of an image + text, or of a pairs file"),
     "evaluate": ("cmisc_model.evaluate", "evaluation report: Table 3, confusion matrices, label statistics"),
     "scarcity": ("cmisc_model.scarcity", "label-scarcity curve: AE-initialised vs no-AE classifier"),
+    "ablate": ("cmisc_model.ablations", "a test split with images shuffled/blank or texts shuffled, for predict"),
     "preset": ("cmisc_model.presets", "print a named params preset (e.g. paper2017) for dvc exp run"),
     "inspect": ("cmisc_model.inspect", "summarise any Parquet artifact"),
 }

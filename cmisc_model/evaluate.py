@@ -231,6 +231,13 @@ def score_system(rows: list[dict], cfg: EvaluateConfig, seed: int) -> tuple[dict
             m[f"{name}_mean"], m[f"{name}_sd"] = M.mean_sd([fn(t, p) for t, p in per_repeat.values()])
         out[task] = m
         conf[task] = M.confusion(t0, p0)
+        # per-class precision and recall (repeat 0), and whether the system collapsed to one class
+        cm = conf[task]
+        m["per_class"] = {f"{v:g}": {"precision": float(cm[c, c] / cm[:, c].sum()) if cm[:, c].sum() else None,
+                                      "recall": float(cm[c, c] / cm[c, :].sum()) if cm[c, :].sum() else None,
+                                      "n": int(cm[c, :].sum())}
+                          for c, v in enumerate(LEVELS[task])}
+        m["collapsed"] = bool(np.bincount(p0, minlength=S.N_CLASSES).max() >= 0.95 * p0.size)
     return out, conf
 
 
@@ -262,6 +269,9 @@ def _table3(results: dict, cfg: EvaluateConfig, missing: dict[str, str]) -> str:
         if system not in results:
             lines.append(f"| {name} | — | missing | | | | missing | | | | {pc} | {ps} |")
             continue
+        collapsed = [TASK_NAMES[t] for t in TASKS if results[system][t].get("collapsed")]
+        if collapsed and system != "most_frequent":
+            name += f" (collapsed to one class on {', '.join(collapsed)})"
         cells = [name, str(results[system]["cmi"]["n"])]
         for task in TASKS:
             m = results[system][task]
@@ -276,7 +286,7 @@ def _table3(results: dict, cfg: EvaluateConfig, missing: dict[str, str]) -> str:
     lines += [f"- {SYSTEM_NAMES.get(s, s)} (`{s}`): {why}" for s, why in missing.items()]
     lines += [
         "",
-        "Notes on the paper's numbers (original_impl.md §7, §8, §11.4): they are not comparable with the rows above.",
+        "Notes on the paper's numbers (from the 2017 code's own logs and scripts): they are not comparable with the rows above.",
         "",
     ]
     lines += [f"- {SYSTEM_NAMES[s]}: {p[0]:.4f} / {p[1]:.4f} = {p[2]}." for s, p in PAPER_TABLE3.items()]
@@ -430,9 +440,9 @@ def counterfactual_summary(cf_rows: list[dict], rows: list[dict]) -> dict:
 
 def _ablations_md(ablations: dict, results: dict, rules: dict, counterfactual: dict) -> str:
     lines = ["## What the classifier uses (ablations, mean over the K repeats)", "",
-             "The same selected models on the same test items, with the image or the text taken away; "
-             "the labels are those of the intact pairs. A model that relates image and text must lose "
-             "accuracy in every row.", "",
+             ("The same selected models on the same test items, with the image or the text taken away; "
+              "the labels are those of the intact pairs. A model that relates image and text must lose "
+              "accuracy in every row."), "",
              "| System | test set | CMI acc | CMI drop (points) | SC acc | SC drop (points) |", "|---|---|---|---|---|---|"]
     for system, kinds in ablations.items():
         lines.append(f"| {system} | intact | {_f(results[system]['cmi']['accuracy_mean'])} | | "
@@ -441,15 +451,15 @@ def _ablations_md(ablations: dict, results: dict, rules: dict, counterfactual: d
             lines.append(f"| {system} | {ABLATION_NAMES.get(kind, kind)} | {_f(d['cmi']['accuracy_mean'])} | "
                          f"{_f(d['cmi']['drop'], 1)} | {_f(d['sc']['accuracy_mean'])} | {_f(d['sc']['drop'], 1)} |")
     if counterfactual:
-        lines += ["", "**Counterfactual texts** (sample world): one correctly described object's colour or shape "
-                  "changed, so the rules give another label. *changed*: share of items whose prediction changed "
-                  "with it (a text-only model cannot tell which wording is right).", "",
+        lines += ["", ("**Counterfactual texts** (sample world): one correctly described object's colour or shape "
+                       "changed, so the rules give another label. *changed*: share of items whose prediction changed "
+                       "with it (a text-only model cannot tell which wording is right)."), "",
                   "| System | n | prediction changed | accuracy on the new labels |", "|---|---|---|---|"]
         for system, d in counterfactual.items():
             lines.append(f"| {system} | {d['n']} | {_f(d['prediction_changed'])} | {_f(d['accuracy'])} |")
     if rules:
-        lines += ["", "**Accuracy per labelling rule** (all repeats' test items; rules from the sample world's "
-                  "ground truth, `cmisc_model/scenes.py`)", ""]
+        lines += ["", ("**Accuracy per labelling rule** (all repeats' test items; rules from the sample world's "
+                       "ground truth, `cmisc_model/scenes.py`)"), ""]
         for task in TASKS:
             names = sorted({rule for s in rules.values() for rule in s.get(task, {})})
             lines += [f"{TASK_NAMES[task]}:", "", "| System | " + " | ".join(names) + " |",
@@ -488,7 +498,7 @@ def evaluate(
     out_dir = Path(out_dir)
     labelled_path = Path(labelled_path)
     labelled_full = S.read_table(labelled_path, S.LABELLED).to_pylist()
-    labelled = [{k: r[k] for k in ("pair_id", "source", "cmi", "sc", "split")} for r in labelled_full]
+    labelled = [{k: r[k] for k in ("pair_id", "source", "doc_id", "cmi", "sc", "split")} for r in labelled_full]
 
     rows: list[dict] = []
     notes = dict(notes or {})
@@ -542,6 +552,8 @@ def evaluate(
     plots = out_dir / "plots"
     confusion_md = ["## Confusion matrices (repeat 0, test split)", ""]
     for system in sorted(confusions):
+        if ":" in system:
+            continue  # ablations are summarised in their own table (and ":" is no file name)
         for task in TASKS:
             m = confusions[system][task]
             levels = [f"{v:g}" for v in LEVELS[task]]
@@ -566,6 +578,8 @@ def evaluate(
     _write_text(out_dir / "labels.md", labels_md)
     report = "\n".join([
         "# Evaluation report",
+        "",
+        provenance(labelled_full, truth),
         "",
         f"Labelled pairs: `{labelled_path}` ({len(labelled)}). Predictions: {', '.join(f'`{p}`' for p in prediction_files) or 'none'}.",
         f"Systems: {', '.join(sorted(results)) or 'none'}; repeats per system: "
@@ -593,6 +607,29 @@ def evaluate(
         "prediction_files": [str(p) for p in prediction_files],
         "files": [str(f) for f in files],
     }
+
+
+def provenance(labelled: list[dict], truth: str | Path | None) -> str:
+    """Which data the report is about (sample world or real corpora, sizes), the git commit and the params."""
+    import hashlib
+    import subprocess
+    from collections import Counter
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True, timeout=10).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown (not a git checkout)"
+    params = Path("params.yaml")
+    phash = hashlib.sha256(params.read_bytes()).hexdigest()[:12] if params.exists() else "—"
+    sample = any(r.get("annotator") == "sample-world-rules" for r in labelled)
+    sizes = ", ".join(f"{s} {n}" for s, n in sorted(Counter(r.get("source") for r in labelled).items()))
+    data = "the generated sample world (labels from its rules)" if sample else "real corpora (human annotations)"
+    return (f"Data: {data}; {len(labelled)} labelled pairs ({sizes}). Git commit {commit}; params.yaml sha256 "
+            f"{phash}. Ground truth for the per-rule figures: {truth or 'none'}.")
 
 
 def load_configs(params: str | Path = "params.yaml") -> tuple[EvaluateConfig, int, LabelledSplitConfig]:

@@ -65,12 +65,13 @@ def per_repeat(metrics: dict, task: str) -> list[float]:
 
 
 def run(labelled: Path, ae_dir: Path, out_dir: Path, fractions: list[float], params_path: Path,
-        full: dict[str, Path | None], device: str | None = None) -> dict:
+        full: dict[str, Path | None], device: str | None = None, vocab_dir: Path | None = None) -> dict:
+    """``vocab_dir``: where the no-AE system takes its vocabulary and Word2Vec (default: the AE folder)."""
     from cmisc_model.baselines import BaselinesConfig
     from cmisc_model.config import BaseConfig, load_section
     from cmisc_model.corpus import CorpusConfig
     from cmisc_model.train_autoencoder import AutoencoderParams
-    from cmisc_model.train_classifier import ClassifierParams, train_classifier
+    from cmisc_model.train_classifier import ClassifierParams, folder_from_params, train_classifier
 
     params = load_section(ClassifierParams, "classifier", params_path)
     repeats = params.train.repeats or load_section(BaselinesConfig, "baselines", params_path).repeats
@@ -89,7 +90,8 @@ def run(labelled: Path, ae_dir: Path, out_dir: Path, fractions: list[float], par
                     p = dataclasses.replace(params, train=dataclasses.replace(params.train, train_fraction=fraction))
                     log.info("scarcity: %s at %.0f%% of the training labels, %d repeat(s)", system, 100 * fraction,
                              repeats)
-                    metrics = train_classifier(labelled, ae_dir, Path(tmp) / f"{system}-{fraction}", p, repeats, seed,
+                    source = folder_from_params(vocab_dir, params_path) if no_ae and vocab_dir else ae_dir
+                    metrics = train_classifier(labelled, source, Path(tmp) / f"{system}-{fraction}", p, repeats, seed,
                                                split_cfg, no_ae, data_cfg, device=device, ablation_kinds=())
                 entry[system] = {t: per_repeat(metrics, t) for t in TASKS}
             entry["ae_minus_no_ae"] = {t: paired_t(entry["classifier"][t], entry["classifier_no_ae"][t]) for t in TASKS}
@@ -137,7 +139,9 @@ def write(result: dict, out_dir: Path) -> None:
 def cli_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="cmisc scarcity", description="label-scarcity curve: AE-init vs no-AE")
     ap.add_argument("--labelled", type=Path, required=True, help="labelled.parquet from the corpus stage")
-    ap.add_argument("--autoencoder", type=Path, required=True, help="model folder from `cmisc train-ae`")
+    ap.add_argument("--autoencoder", type=Path, required=True, help="model folder from cmisc train-ae")
+    ap.add_argument("--vocab", type=Path, default=None,
+                    help="the vocab stage's folder for the no-AE system (default: the autoencoder folder)")
     ap.add_argument("--out", type=Path, required=True, help="report folder (scarcity.json, plots/)")
     ap.add_argument("--fractions", type=float, nargs="+", default=None,
                     help="shares of each split's training labels (default: params scarcity.fractions)")
@@ -151,7 +155,7 @@ def cli_main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     fractions = args.fractions or load_section(ScarcityConfig, "scarcity", args.params).fractions
     result = run(args.labelled, args.autoencoder, args.out, fractions, args.params,
-                 {"classifier": args.full_ae, "classifier_no_ae": args.full_no_ae}, args.device)
+                 {"classifier": args.full_ae, "classifier_no_ae": args.full_no_ae}, args.device, args.vocab)
     for f, entry in result["fractions"].items():
         d = entry["ae_minus_no_ae"]
         print(f"{f}: AE - no-AE: CMI {d['cmi']['mean_diff']:+.3f} (p {d['cmi']['p']}), "

@@ -291,6 +291,30 @@ def reconstruction_grid(model: torch.nn.Module, dataset: AutoencoderDataset, n: 
     return grid
 
 
+@torch.no_grad()
+def run_probe(model, rows, vocab, normaliser, cfg, dc, text_cfg, truth, device, limit: int = 1200) -> dict:
+    """Linear probes of the article embedding for scene attributes, beside text-only probes (probe.py)."""
+    from cmisc_model.ablations import read_scenes
+    from cmisc_model.baselines import text_features
+    from cmisc_model.probe import probe
+
+    scenes = read_scenes(truth)
+    known, _ = usable_rows([r for r in rows if r["pair_id"] in scenes])
+    train = [r for r in known if r["split"] == "train"][:limit]
+    rest = [r for r in known if r["split"] != "train"]
+    ds = AutoencoderDataset(train + rest, vocab, normaliser, cfg.image_size, False, dc.resize_factor)
+    loader = DataLoader(ds, batch_sampler=BucketBatchSampler(ds.lengths(), 64, False), collate_fn=collate)
+    was_training = model.training
+    model.eval()
+    embeddings = {}
+    for batch in loader:
+        if batch["pair_ids"]:
+            images, tokens = to_device(batch, device)
+            embeddings.update(zip(batch["pair_ids"], model.encode(images, tokens).float().cpu().numpy()))
+    model.train(was_training)
+    return probe(embeddings, text_features(train + rest, text_cfg), train + rest, scenes)
+
+
 # --------------------------------------------------------------------------- training
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -309,8 +333,12 @@ def train(
     device: str | None = None,
     progress: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
+    truth: str | Path | None = None,
 ) -> dict:
-    """The ``autoencoder`` stage. Returns the summary metrics (rank 0's view)."""
+    """The ``autoencoder`` stage. Returns the summary metrics (rank 0's view).
+
+    ``truth``: the sample world's scenes.jsonl; then the article embedding is
+    also probed for scene attributes (``probe.json`` in ``live_dir``)."""
     corpus_path, vocab_dir, out_dir = Path(corpus_path), Path(vocab_dir), Path(out_dir)
     tc, dc = params.train, params.data
     d = setup_distributed(device)
@@ -566,6 +594,13 @@ def train(
         }, plot=False)
         log_metrics("data", {"skipped_images": history["skipped_images"], "unusable_rows": n_unusable,
                              "train_pairs": len(train_ds), "val_pairs": len(val_ds)}, plot=False)
+        if live is not None and truth:
+            probes = run_probe(model, rows, vocab, normaliser, cfg, dc, text_cfg, truth, d.device)
+            summary["probe"] = probes
+            log_metrics("probe", {f"{k}_{w}": v[w] for k, v in probes.items() for w in ("embedding", "text_only")},
+                        plot=False)
+            with S.atomic_path(Path(live_dir) / "probe.json") as tmp:
+                tmp.write_text(json.dumps(probes, indent=2, sort_keys=True) + "\n")
         if live is not None:
             # Speed is not a result: it lives beside the metrics, not among them, so
             # `dvc metrics diff` and `dvc exp show` do not report it as a change.
@@ -595,13 +630,14 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    ap.add_argument("--truth", default=None, help="the sample world's scenes.jsonl: probe the embedding for scene attributes")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_section(AutoencoderParams, "autoencoder", args.params)
     text_cfg = load_section(TextConfig, "text", args.params)
     seed = load_section(BaseConfig, "base", args.params).seed
     summary = train(args.corpus, args.vocab, args.out, args.live_dir, params, text_cfg, seed,
-                    resume=args.resume, device=args.device, progress=True)
+                    resume=args.resume, device=args.device, progress=True, truth=args.truth or None)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))
     if dist.is_initialized():

@@ -6,11 +6,16 @@
 
 The classifier is the autoencoder's encoder (weights from
 ``AUTOENCODER/model.pt``; vocabulary, word vectors, text and image settings
-from the same folder) plus the head of ``models/classifier.py``, trained
-jointly with SGD (params ``classifier.train``; 2017: lr 0.1, batch 16, clip 5).
+from the same folder) plus the head of ``models/classifier.py`` (params
+``classifier.train``: AdamW with a cosine schedule; the 2017 recipe, SGD at
+lr 0.1 with everything fine-tuned, is the ``paper2017`` preset). By default
+the autoencoder's image CNN, word table and sentence LSTM stay fixed and the
+fusion and head train (``freeze_features``, a departure flagged below).
 
 ``--no-ae`` is the paper's E_CL^noAE baseline (system ``classifier_no_ae``):
-the same network and training, but the encoder starts from random weights.
+the same network, but the encoder starts from random weights and all of it
+trains (``no_ae_epochs``); with ``--vocab`` instead of ``--autoencoder`` it
+needs no autoencoder at all, so its stage reruns only when its inputs change.
 Its word table still starts from Word2Vec (``word2vec.parquet`` of the
 autoencoder folder): the paper says only that the "pre-trained AE" is not
 used, and Word2Vec is not part of the AE, so this baseline isolates what the
@@ -27,7 +32,9 @@ here the test split is read only after selection, once per item, no partial
 batch dropped.
 
 Outputs in ``--out``: ``predictions.parquet`` (PREDICTIONS rows of every
-repeat, with probabilities), ``model.pt`` (repeat 0's selected model, loadable
+repeat, with probabilities, and of the ablated test sets of
+``cmisc_model/ablations.py`` as systems ``<system>:<ablation>``),
+``counterfactual.parquet`` (with ``--truth``), ``model.pt`` (repeat 0's selected model, loadable
 with ``weights_only=True``; ``cmisc predict`` reads it), ``metrics.json``
 (val/test accuracies per repeat), ``config.json``, and copies of
 ``vocab.parquet`` and ``word2vec.parquet`` so the folder is self-contained.
@@ -98,7 +105,7 @@ class ClassifierTrainConfig:
     batch_size: int = 16  # 2017
     eval_batch_size: int = 32
     clip_norm: float = 5.0  # 2017
-    epochs: int = 30  # 2017 kept step 311 of 734 items / 16 = ~6.8 epochs
+    epochs: int = 10  # 2017 kept step 311 of 734 items / 16 = ~6.8 epochs
     max_steps: int | None = None  # stop after this many optimizer steps (None = all epochs)
     select_by: Literal["accuracy", "loss"] = "accuracy"  # val harmonic mean of CMI/SC accuracy, or val loss
     repeats: int | None = None  # evaluation repeats; None = baselines.repeats (the same splits as the baselines)
@@ -109,7 +116,7 @@ class ClassifierTrainConfig:
     # item, which makes a repeat ~10x faster, so K repeats and the label-scarcity
     # curve fit the CPU budget. Not used by --no-ae, where nothing is pretrained.
     freeze_features: bool = True
-    no_ae_epochs: int = 8  # --no-ae trains the whole encoder from scratch: fewer, ~10x dearer epochs
+    no_ae_epochs: int = 5  # --no-ae trains the whole encoder from scratch: fewer, ~10x dearer epochs
 
     def __post_init__(self) -> None:
         if not 0.0 < self.train_fraction <= 1.0:

@@ -64,7 +64,11 @@ def test_evaluate_writes_metrics_table3_and_plots(world):
     out = tmp / "reports"
     summary = evaluate([path], lab, out, CFG, SEED, LabelledSplitConfig())
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics == {k: summary[k] for k in ("test", "labels")}
+    assert metrics == {k: summary[k] for k in ("test", "ablations", "counterfactual")}
+    # metrics.json keeps the headline figures; every figure is in details.json
+    assert set(metrics["test"]["classifier"]["cmi"]) == {"accuracy", "accuracy_ci_low", "accuracy_ci_high",
+                                                         "accuracy_mean", "accuracy_sd", "kappa"}
+    metrics = json.loads((out / "details.json").read_text())
 
     cl = metrics["test"]["classifier"]["cmi"]
     assert cl["accuracy"] == 1.0 and cl["kappa"] == 1.0 and cl["macro_f1"] == 1.0
@@ -75,7 +79,7 @@ def test_evaluate_writes_metrics_table3_and_plots(world):
     # stratified_labelled: 2 test items per class; class 2 (CMI 0.5) and class 4 (SC 1.0) are right
     assert mf["cmi"]["accuracy"] == 0.2 and mf["sc"]["accuracy"] == 0.2 and mf["cmi"]["kappa"] == 0.0
     assert mf["cmi"]["accuracy_ci_low"] <= 0.2 <= mf["cmi"]["accuracy_ci_high"]
-    assert summary["missing_systems"] == ["classifier_no_ae", "svm"]
+    assert summary["missing_systems"] == ["classifier_no_ae", "image_only", "svm", "text_only"]
     assert metrics["labels"]["all"]["n"] == 90 and metrics["labels"]["bbc"]["n"] == 45
 
     table3 = (out / "table3.md").read_text()
@@ -140,12 +144,15 @@ def test_flow_runs_baselines_evaluates_and_publishes_the_report(world, capsys):
     assert main(["--predictions", str(cl), "--labelled", str(lab), "--out", str(out), "--params", str(params), "--baselines"]) == 0
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"classifier", "most_frequent"}
-    assert metrics["test"]["most_frequent"]["cmi"]["repeats"] == 2
+    assert set(metrics["test"]) == {"classifier", "most_frequent", "text_only"}  # no images here: no image_only
+    assert json.loads((out / "details.json").read_text())["test"]["most_frequent"]["cmi"]["repeats"] == 2
     assert (out / "baselines" / "predictions.parquet").exists()
     assert "not run: no embeddings file given" in (out / "table3.md").read_text()
     report = Artifact.get("evaluation-report")
     assert report is not None and report.type == "markdown" and "Table 3" in report.data
     table = Artifact.get("evaluation-summary")
-    assert table is not None and {"metric": "test.classifier.cmi.accuracy", "value": 1.0} in json.loads(table.data)
+    # one row per system with its figures as columns (issue 12: not one dotted row per number)
+    rows = {r["system"]: r for r in json.loads(table.data)}
+    assert table is not None and rows["classifier"]["CMI acc"] == 1.0 and rows["svm"]["CMI acc"] == "missing"
+    assert len(rows) == len(json.loads(table.data)) <= 12
     assert "classifier: CMI 1.000 SC 1.000" in capsys.readouterr().out

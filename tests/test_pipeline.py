@@ -54,7 +54,8 @@ def project(tmp_path_factory):
     params["autoencoder"]["model"].update(sentence_dim=16, text_dim=16, image_dim=16, image_size=32,
                                           small_cnn_channels=[8, 8], thumb_size=8, decoder_maps=[4, 3])
     params["autoencoder"]["train"].update(epochs=1, checkpoint_every=1000)
-    params["classifier"]["train"].update(epochs=1)
+    params["classifier"]["train"].update(epochs=1, no_ae_epochs=1)
+    params["scarcity"].update(fractions=[0.5, 1.0])
     params["baselines"].update(repeats=1, cv_folds=2, svm_c_grid=[0.01, 1.0])
     params["evaluate"].update(bootstrap=200)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -85,10 +86,15 @@ def test_repro_push_pull_and_experiments(project, tmp_path):
     summary = json.loads((repo / "data/corpus/summary.json").read_text())
     assert summary["labelled"] > 0 and summary["image_status"] == {"ok": summary["pairs"]}
     metrics = json.loads((repo / "reports/evaluation/metrics.json").read_text())
-    for system in ("classifier", "classifier_no_ae", "svm", "most_frequent"):
+    for system in ("classifier", "classifier_no_ae", "svm", "text_only", "image_only", "most_frequent"):
         for task in ("cmi", "sc"):
             assert 0.0 <= metrics["test"][system][task]["accuracy"] <= 1.0, (system, task)
     assert "Table 3" in (repo / "reports/evaluation/table3.md").read_text()
+    # the ablations and the scarcity curve are part of every run
+    assert set(metrics["ablations"]["classifier"]) == {"images_shuffled", "images_blank", "texts_shuffled"}
+    assert "images shuffled" in (repo / "reports/evaluation/report.md").read_text()
+    curve = json.loads((repo / "reports/scarcity/scarcity.json").read_text())
+    assert set(curve["fractions"]) == {"0.5", "1"} and (repo / "reports/scarcity/plots/scarcity.png").exists()
 
     # A second repro has nothing to do.
     again = sh([dvc, "repro"], repo, env)

@@ -195,7 +195,9 @@ def test_train_ae_and_embed_cli_end_to_end(tmp_path, monkeypatch):
     ckpt = torch.load(out / "model.pt", weights_only=True)
     assert ckpt["config"]["text_dim"] == 16 and ckpt["step"] == 8  # 15 usable train pairs / 4 x 2 epochs
     metrics = json.loads((live / "metrics.json").read_text())
-    assert {"text_perplexity_drop", "image_mse_drop", "image_psnr", "text_perplexity"} <= set(metrics["val"])
+    assert {"text_perplexity_drop", "image_mse_vs_mean", "image_r2", "match_accuracy", "text_perplexity"} <= set(metrics["val"])
+    # speed figures are beside the metrics, not among them
+    assert "samples_per_s" not in json.dumps(metrics) and json.loads((live / "timings.json").read_text())["steps"] == 8
     assert metrics["data"]["skipped_images"] == 2  # one bad file, seen in each of 2 epochs
     assert metrics["data"]["unusable_rows"] == 1
     assert (live / "plots" / "metrics" / "train" / "loss.tsv").exists()

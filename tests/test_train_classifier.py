@@ -30,10 +30,9 @@ TINY = ModelConfig(sentence_dim=16, text_dim=16, image_dim=16, image_size=32, sm
 
 
 def tiny_params(**train) -> TC.ClassifierParams:
-    return TC.ClassifierParams(
-        model=ClassifierConfig(hidden_dim=8),
-        train=TC.ClassifierTrainConfig(**{"batch_size": 4, "eval_batch_size": 5, "epochs": 2, "repeats": 2, **train}),
-    )
+    train = {"batch_size": 4, "eval_batch_size": 5, "epochs": 2, "repeats": 2, **train}
+    train.setdefault("no_ae_epochs", train["epochs"])  # the same number of epochs with and without the AE
+    return TC.ClassifierParams(model=ClassifierConfig(hidden_dim=8), train=TC.ClassifierTrainConfig(**train))
 
 
 def make_world(root: Path, n: int = 45) -> tuple[Path, Path]:
@@ -98,10 +97,13 @@ def test_every_test_item_scored_once_per_repeat_with_probabilities(world, traine
     expected = {k: {r["pair_id"]: r for r in repeat_split(rows, SEED, k, LabelledSplitConfig()) if r["split"] == "test"}
                 for k in (0, 1)}
     assert {r["repeat"] for r in preds} == {0, 1}
-    assert {r["system"] for r in preds} == {"classifier"}
+    # the intact test split and its ablations (image or text taken away), every item once in each
+    assert {r["system"] for r in preds} == {"classifier", "classifier:images_shuffled", "classifier:images_blank",
+                                            "classifier:texts_shuffled"}
     check_scored_once(preds, expected)  # raises on a missing, duplicated or foreign item
     for k in (0, 1):
-        assert sorted(r["pair_id"] for r in preds if r["repeat"] == k) == sorted(expected[k])
+        assert sorted(r["pair_id"] for r in preds if r["repeat"] == k and r["system"] == "classifier") \
+            == sorted(expected[k])
     assert expected[0].keys() != expected[1].keys()  # repeat 1 is another split
     for r in preds:
         for task in ("cmi", "sc"):
@@ -157,7 +159,7 @@ def test_model_selection_never_reads_the_test_split(world, tmp_path, monkeypatch
         for seen in selected_on[3 * k : 3 * k + 3]:
             assert seen == val and not seen & test
     preds = read_predictions(tmp_path / "noae" / "predictions.parquet").to_pylist()
-    assert {r["system"] for r in preds} == {"classifier_no_ae"}
+    assert {r["system"] for r in preds if ":" not in r["system"]} == {"classifier_no_ae"}
 
 
 def test_selection_keeps_the_best_validation_epoch():
@@ -190,4 +192,5 @@ def test_train_fraction_subsamples_the_training_split(world, tmp_path):
     metrics = run(labelled, ae_dir, tmp_path / "out", tiny_params(epochs=1, train_fraction=0.5), repeats=1)
     full = sum(r["split"] == "train" for r in S.read_table(labelled, S.LABELLED).to_pylist())
     assert metrics["per_repeat"][0]["n_train"] == round(full / 2)
-    assert pq.read_table(tmp_path / "out" / "predictions.parquet").num_rows == metrics["per_repeat"][0]["n_test"]
+    systems = pq.read_table(tmp_path / "out" / "predictions.parquet").column("system").to_pylist()
+    assert systems.count("classifier") == metrics["per_repeat"][0]["n_test"]
