@@ -105,7 +105,7 @@ def test_split_is_stratified_seeded_and_disjoint():
     assert a != c  # the seed does
     cell = Counter((r["cmi"], r["sc"], r["split"]) for r in a)
     assert cell[(0.5, 1.0, "test")] == 11 and abs(cell[(0.5, 1.0, "val")] - 0.89 * 0.15 * 100) <= 1
-    assert cell[(0.0, 0.0, "test")] == 2 and cell[(1.0, 1.0, "test")] == 1
+    assert abs(cell[(0.0, 0.0, "test")] - 2.2) <= 1 and abs(cell[(1.0, 1.0, "test")] - 0.99) <= 1
     assert len({r["pair_id"] for r in a}) == len(rows)
 
 

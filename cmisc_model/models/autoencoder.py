@@ -55,9 +55,9 @@ class Autoencoder(nn.Module):
             if cfg.fusion == "cross_attention":
                 # starts as the plain dot product what(s) . seen (a random init's
                 # weighted sum hid the signal at first)
-                self.sentence_match_head = nn.Linear(cfg.image_dim, 1)
+                # (no bias: a text's scores are compared across images, where a bias cancels)
+                self.sentence_match_head = nn.Linear(cfg.image_dim, 1, bias=False)
                 nn.init.ones_(self.sentence_match_head.weight)
-                nn.init.zeros_(self.sentence_match_head.bias)
 
     def encode(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """images (B, 3, H, W), tokens (B, S, T) -> article embedding (B, article_dim)."""
