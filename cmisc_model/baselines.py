@@ -309,7 +309,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--labelled", type=Path, required=True, help="labelled.parquet from the corpus stage")
     parser.add_argument("--embeddings", type=Path, help="article embeddings (cmisc embed); absent = no SVM")
     parser.add_argument("--out", type=Path, required=True, help="folder for predictions.parquet and summary.json")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file (hyperparameters, seed, split)")
     parser.add_argument("--repeats", type=int, help="override baselines.repeats")
     args = parser.parse_args(argv)
 

@@ -148,7 +148,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--labelled-pairs", type=Path, nargs="*", default=[], help="classifier-only pairs (COCO subset)")
     parser.add_argument("--annotations", type=Path, nargs="*", default=[], help="annotation files (JSONL, CSV, Parquet)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (hyperparameters, seed, split)")
     args = parser.parse_args(argv)
     seed = load_section(BaseConfig, "base", args.params).seed
     cfg = load_section(CorpusConfig, "corpus", args.params)

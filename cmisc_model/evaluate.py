@@ -647,9 +647,9 @@ def load_configs(params: str | Path = "params.yaml") -> tuple[EvaluateConfig, in
 def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cmisc evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--predictions", type=Path, nargs="*", default=[], help="PREDICTIONS Parquet files")
-    parser.add_argument("--labelled", type=Path, required=True)
+    parser.add_argument("--labelled", type=Path, required=True, help="labelled.parquet from the corpus stage")
     parser.add_argument("--out", type=Path, required=True, help="report folder (reports/)")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file (hyperparameters, seed, split)")
     args = parser.parse_args(argv)
     cfg, seed, split_cfg = load_configs(args.params)
     summary = evaluate(args.predictions, args.labelled, args.out, cfg, seed, split_cfg)

@@ -592,9 +592,9 @@ def cli_main(argv: list[str]) -> int:
     from cmisc_model.baselines import BaselinesConfig
     from cmisc_model.corpus import CorpusConfig
 
-    ap = argparse.ArgumentParser(prog="cmisc train-cl", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="cmisc train-cl", description=__doc__.split("\n\n")[0].replace("``", ""))
     ap.add_argument("--labelled", type=Path, required=True, help="labelled.parquet from the corpus stage")
-    ap.add_argument("--autoencoder", type=Path, help="model folder from `cmisc train-ae`")
+    ap.add_argument("--autoencoder", type=Path, help="model folder from cmisc train-ae")
     ap.add_argument("--vocab", type=Path, help="with --no-ae instead of --autoencoder: the vocab stage's folder "
                     "(model settings from --params)")
     ap.add_argument("--out", type=Path, required=True, help="model folder to write")
@@ -603,7 +603,7 @@ def cli_main(argv: list[str]) -> int:
                     help="evaluation repeats (default: classifier.train.repeats, else baselines.repeats)")
     ap.add_argument("--train-fraction", type=float, default=None, help="train on this share of the train split")
     ap.add_argument("--live-dir", type=Path, default=None, help="DVCLive folder (repeat 0)")
-    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (hyperparameters, seed, split)")
     ap.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
     ap.add_argument("--truth", default=None,
                     help="the sample world's scenes.jsonl: also score counterfactual texts")
