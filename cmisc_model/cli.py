@@ -2,8 +2,12 @@
 
 Each sub-command lives in the module of its concept and exposes
 ``cli_main(argv) -> int``; this file only dispatches, importing the module
-lazily so that ``cmisc text`` does not pay for importing torch. Errors that
-come from bad input (``CmiscError`` and its kin) print one line and exit 2.
+lazily so that ``cmisc text`` does not pay for importing torch. The commands
+whose modules import torch (``train-ae``, ``train-cl``, ``embed``) are
+dispatched to ``cmisc_model/torch_commands.py`` (``module:function``), which
+parses their options first and imports the module only to run, so their
+``--help`` is instant too. Errors that come from bad input (``CmiscError``
+and its kin) print one line and exit 2.
 
 Why not click or typer (both installed with Prefect and DVC): every command
 already parses its own options with argparse in its own module, where the
@@ -27,7 +31,7 @@ import sys
 
 from cmisc_model.errors import USER_ERRORS
 
-# name -> (module, one-line help)
+# name -> (module or module:function taking argv, one-line help); function defaults to cli_main
 COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("cmisc_model.sample_world", "write the generated sample world"),
     "wiki-pairs": ("cmisc_model.sources.wiki_dump", "MediaWiki XML dump -> pairs Parquet"),
@@ -39,9 +43,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "annotations": ("cmisc_model.annotations", "import and validate CMI/SC annotations"),
     "corpus": ("cmisc_model.corpus", "union the sources and split by document"),
     "vocab": ("cmisc_model.vocab", "vocabulary and Word2Vec from the training split"),
-    "train-ae": ("cmisc_model.train_autoencoder", "train the autoencoder (DVCLive, checkpoints, resume)"),
-    "embed": ("cmisc_model.embed", "2400-d article embeddings of a pairs file"),
-    "train-cl": ("cmisc_model.train_classifier", "train the CMI/SC classifier (K repeats) -> predictions"),
+    "train-ae": ("cmisc_model.torch_commands:train_ae", "train the autoencoder (DVCLive, checkpoints, resume)"),
+    "embed": ("cmisc_model.torch_commands:embed", "2400-d article embeddings of a pairs file"),
+    "train-cl": ("cmisc_model.torch_commands:train_cl", "train the CMI/SC classifier (K repeats) -> predictions"),
     "baselines": ("cmisc_model.baselines", "most-frequent and SVM baselines -> predictions"),
     "predict": ("cmisc_model.predict", "CMI/SC of an image + text, or of a pairs file"),
     "evaluate": ("cmisc_model.evaluate", "evaluation report: Table 3, confusion matrices, label statistics"),
@@ -137,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cmisc: unknown {what} {name!r}{did_you_mean(name, list(COMMANDS))} "
               "(cmisc --help lists the commands)", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module, _, function = COMMANDS[name][0].partition(":")
+    command = getattr(importlib.import_module(module), function or "cli_main")
     try:
-        return int(module.cli_main(rest) or 0)
+        return int(command(rest) or 0)
     except USER_ERRORS as e:
         print(f"cmisc {name}: error: {e}", file=sys.stderr)
         return 2

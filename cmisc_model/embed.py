@@ -120,15 +120,13 @@ def embed(model_dir: Path, pairs_path: Path, out_path: Path, batch_size: int = 6
 
 
 def cli_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="cmisc embed", description=__doc__.split("\n\n")[0].replace("``", ""))
-    ap.add_argument("--model", type=Path, required=True, help="model folder from cmisc train-ae")
-    ap.add_argument("--pairs", type=Path, required=True, help="pairs, corpus or labelled Parquet file")
-    ap.add_argument("--out", type=Path, required=True, help="embeddings.parquet to write")
-    ap.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
-    ap.add_argument("--vocab", type=Path, default=None,
-                    help="folder with vocab.parquet (default: the model folder); must match the model")
-    ap.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
-    args = ap.parse_args(argv)
+    """The options are in ``cmisc_model/torch_commands.py`` (parsed there without torch for ``cmisc``)."""
+    from cmisc_model.torch_commands import embed_parser
+
+    return run(embed_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     counts = embed(args.model, args.pairs, args.out, args.batch_size, args.device, args.vocab, progress=True)
     print(json.dumps(counts))

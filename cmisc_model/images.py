@@ -720,8 +720,12 @@ def cli_main(argv: list[str]) -> int:
         help="download what is not found locally (needs images.user_agent)",
     )
     p.add_argument("--retry-rejected", action="store_true", help="try rejected rows again")
-    p.add_argument("--params", default=str(DEFAULT_PARAMS))
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--params",
+        default=str(DEFAULT_PARAMS),
+        help="params file with an images section (built-in defaults when it does not exist)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = p.parse_args(argv)
 
     cfg = (

@@ -622,16 +622,13 @@ def train(
 # --------------------------------------------------------------------------- cli
 
 def cli_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="cmisc train-ae", description=__doc__.split("\n\n")[0].replace("``", ""))
-    ap.add_argument("--corpus", type=Path, required=True, help="corpus.parquet (CORPUS schema)")
-    ap.add_argument("--vocab", type=Path, required=True, help="folder with vocab.parquet and word2vec.parquet")
-    ap.add_argument("--out", type=Path, required=True, help="model folder (model.pt, last.pt, config.json)")
-    ap.add_argument("--live-dir", type=Path, default=Path("reports/autoencoder"), help="DVCLive folder")
-    ap.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (hyperparameters, seed, split)")
-    ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
-    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    ap.add_argument("--truth", default=None, help="the sample world's scenes.jsonl: probe the embedding for scene attributes")
-    args = ap.parse_args(argv)
+    """The options are in ``cmisc_model/torch_commands.py`` (parsed there without torch for ``cmisc``)."""
+    from cmisc_model.torch_commands import train_ae_parser
+
+    return run(train_ae_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_section(AutoencoderParams, "autoencoder", args.params)
     text_cfg = load_section(TextConfig, "text", args.params)

@@ -589,26 +589,16 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
 # --------------------------------------------------------------------------- cli
 
 def cli_main(argv: list[str]) -> int:
+    """The options are in ``cmisc_model/torch_commands.py`` (parsed there without torch for ``cmisc``)."""
+    from cmisc_model.torch_commands import parse_train_cl
+
+    return run(parse_train_cl(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     from cmisc_model.baselines import BaselinesConfig
     from cmisc_model.corpus import CorpusConfig
 
-    ap = argparse.ArgumentParser(prog="cmisc train-cl", description=__doc__.split("\n\n")[0].replace("``", ""))
-    ap.add_argument("--labelled", type=Path, required=True, help="labelled.parquet from the corpus stage")
-    ap.add_argument("--autoencoder", type=Path, help="model folder from cmisc train-ae")
-    ap.add_argument("--vocab", type=Path, help="with --no-ae instead of --autoencoder: the vocab stage's folder "
-                    "(model settings from --params)")
-    ap.add_argument("--out", type=Path, required=True, help="model folder to write")
-    ap.add_argument("--no-ae", action="store_true", help="baseline: encoder from random init (Word2Vec words)")
-    ap.add_argument("--repeats", type=int, default=None,
-                    help="evaluation repeats (default: classifier.train.repeats, else baselines.repeats)")
-    ap.add_argument("--train-fraction", type=float, default=None, help="train on this share of the train split")
-    ap.add_argument("--live-dir", type=Path, default=None, help="DVCLive folder (repeat 0)")
-    ap.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (hyperparameters, seed, split)")
-    ap.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
-    ap.add_argument("--truth", default=None,
-                    help="the sample world's scenes.jsonl: also score counterfactual texts")
-    ap.add_argument("--no-ablations", action="store_true", help="score the intact test split only")
-    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_section(ClassifierParams, "classifier", args.params)
     if args.train_fraction is not None:
@@ -617,8 +607,6 @@ def cli_main(argv: list[str]) -> int:
     seed = load_section(BaseConfig, "base", args.params).seed
     split_cfg = load_section(CorpusConfig, "corpus", args.params).labelled
     data_cfg = load_section(AutoencoderParams, "autoencoder", args.params).data
-    if args.autoencoder is None and not (args.no_ae and args.vocab is not None):
-        ap.error("give --autoencoder, or --no-ae with --vocab")
     ae = args.autoencoder if args.autoencoder is not None else folder_from_params(args.vocab, args.params)
     metrics = train_classifier(args.labelled, ae, args.out, params, repeats, seed, split_cfg,
                                args.no_ae, data_cfg, args.live_dir, args.device, progress=True, truth=args.truth or None,

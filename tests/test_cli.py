@@ -10,16 +10,6 @@ import pytest
 
 from cmisc_model import cli
 
-# Commands whose modules the CLI owner does not edit; the lead fixes them (issue 12). strict: when
-# one is fixed, its XPASS fails the run, so the mark comes off.
-HELP_TODO = {"wiki-pairs", "images"}
-TORCH_TODO = {"train-ae", "train-cl", "embed"}
-
-
-def marked(names: set[str], reason: str) -> list:
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=reason)) if n in names else n
-            for n in cli.COMMANDS]
-
 
 def test_version(capsys):
     assert cli.main(["--version"]) == 0
@@ -102,12 +92,12 @@ def help_problems(parser: argparse.ArgumentParser) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("name", marked(HELP_TODO, "options without help or with ``markup``"))
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_every_option_has_plain_help(name, monkeypatch):
     assert help_problems(command_parser_of(name, monkeypatch)) == []
 
 
-@pytest.mark.parametrize("name", marked(TORCH_TODO, "imports torch at module level"))
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_help_does_not_import_torch(name):
     """``--help`` must be instant: torch (~2-4 s to import) only when a command runs."""
     code = ("import sys; from cmisc_model.cli import main\n"

@@ -697,7 +697,7 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="cmisc wiki-pairs",
         description="MediaWiki XML dump -> pairs Parquet (no network: image columns "
-        "are filled later by `cmisc images`). Exit 0: done; 2: bad input; "
+        "are filled later by cmisc images). Exit 0: done; 2: bad input; "
         "3: the dump was truncated or malformed, the pairs of its complete pages "
         "were written and marked cmisc.incomplete=true.",
     )
@@ -709,7 +709,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument(
         "--params",
         default=None,
-        help="params.yaml with a `simplewiki` section "
+        help="params.yaml with a simplewiki section "
         "(default: ./params.yaml when present, else built-in defaults)",
     )
     parser.add_argument(
