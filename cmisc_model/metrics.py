@@ -1,19 +1,29 @@
-"""Classification metrics for CMI and SC (5 ordered classes each), in plain numpy.
+"""Classification metrics for CMI and SC (5 ordered classes each), from scikit-learn.
 
 - ``accuracy``: share of items predicted exactly.
-- ``macro_f1``: unweighted mean of the per-class F1 over the classes present
-  in truth ∪ prediction (sklearn's ``f1_score(average="macro")`` default). A
-  class that neither occurs nor is predicted in a 92-item test set tells
-  nothing about the system, so it is left out rather than counted as F1 = 0;
-  a class that occurs but is never predicted (or the reverse) counts as 0.
-- ``qw_kappa``: Cohen's kappa with quadratic weights over all 5 classes, the
-  usual agreement measure for ordinal labels (a CMI of 0.75 predicted as 1.0
-  costs less than one predicted as 0). It is 0 for any constant prediction,
-  e.g. the most-frequent baseline, and NaN when truth and prediction are both
-  a single (same) class.
-- ``confusion``: 5×5 counts, rows = true class, columns = predicted class.
+- ``macro_f1``: ``sklearn.metrics.f1_score(average="macro", zero_division=0)``,
+  the unweighted mean of the per-class F1 over the classes present in
+  truth ∪ prediction (sklearn's default labels). A class that neither occurs
+  nor is predicted in a 92-item test set tells nothing about the system, so it
+  is left out rather than counted as F1 = 0; a class that occurs but is never
+  predicted (or the reverse) counts as 0.
+- ``qw_kappa``: ``sklearn.metrics.cohen_kappa_score(weights="quadratic")`` with
+  ``labels`` = all 5 classes, so the weight of a cell is (i - j)² of the class
+  indices even when a class is absent (without ``labels`` sklearn would number
+  only the classes present, which changes the weights). It is the usual
+  agreement measure for ordinal labels (a CMI of 0.75 predicted as 1.0 costs
+  less than one predicted as 0); 0 for any constant prediction, e.g. the
+  most-frequent baseline, and NaN when truth and prediction are both a single
+  (same) class.
+- ``confusion``: ``sklearn.metrics.confusion_matrix`` over the 5 classes,
+  rows = true class, columns = predicted class.
+- ``per_class``: precision, recall and support of each class
+  (``precision_recall_fscore_support(average=None)``); NaN where undefined
+  (precision of a class never predicted, recall of one that never occurs).
 - ``bootstrap_ci``: seeded percentile bootstrap over test items.
 - ``mean_sd``: mean and sample standard deviation over evaluation repeats.
+
+The test (tests/test_metrics.py) checks each against values computed by hand.
 
 Departure from 2017: the 2017 code reported accuracy and precision/recall/F1
 only, on 128 items scored from 92 (original_impl.md §7, §11.4).
@@ -22,9 +32,16 @@ only, on 128 items scored from 92 (original_impl.md §7, §11.4).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from sklearn.metrics import (
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 N_CLASSES = 5
 
@@ -51,9 +68,7 @@ def accuracy(y_true, y_pred) -> float:
 def confusion(y_true, y_pred, n_classes: int = N_CLASSES) -> np.ndarray:
     """Counts ``m[i, j]`` of items of true class i predicted as j."""
     t, p = _arrays(y_true, y_pred)
-    m = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(m, (t, p), 1)
-    return m
+    return confusion_matrix(t, p, labels=np.arange(n_classes)).astype(np.int64)
 
 
 def macro_f1(y_true, y_pred) -> float:
@@ -61,28 +76,28 @@ def macro_f1(y_true, y_pred) -> float:
     t, p = _arrays(y_true, y_pred)
     if t.size == 0:
         return math.nan
-    m = confusion(t, p)
-    tp = np.diag(m).astype(float)
-    n_true, n_pred = m.sum(axis=1), m.sum(axis=0)
-    present = (n_true + n_pred) > 0
-    # F1 = 2 tp / (n_true + n_pred); present classes have a positive denominator.
-    f1 = 2 * tp[present] / (n_true[present] + n_pred[present])
-    return float(f1.mean())
+    return float(f1_score(t, p, average="macro", zero_division=0))
 
 
 def qw_kappa(y_true, y_pred, n_classes: int = N_CLASSES) -> float:
-    """Quadratic-weighted Cohen's kappa: 1 - Σ w·O / Σ w·E, w_ij = (i-j)²."""
+    """Quadratic-weighted Cohen's kappa over ``n_classes`` classes: 1 - Σ w·O / Σ w·E, w_ij = (i-j)²."""
     t, p = _arrays(y_true, y_pred)
     if t.size == 0:
         return math.nan
-    observed = confusion(t, p, n_classes).astype(float)
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / t.size
-    i, j = np.indices((n_classes, n_classes))
-    w = (i - j) ** 2  # the usual /(K-1)² normalisation cancels in the ratio
-    denom = float((w * expected).sum())
-    if denom == 0.0:
-        return math.nan
-    return float(1.0 - (w * observed).sum() / denom)
+    with warnings.catch_warnings():  # undefined (one shared class): NaN, said in the docstring, not warned
+        warnings.simplefilter("ignore")
+        return float(cohen_kappa_score(t, p, labels=np.arange(n_classes), weights="quadratic"))
+
+
+def per_class(y_true, y_pred, n_classes: int = N_CLASSES) -> dict[str, np.ndarray]:
+    """``{"precision", "recall", "support"}``, one entry per class 0..n_classes-1."""
+    t, p = _arrays(y_true, y_pred)
+    if t.size == 0:
+        nan = np.full(n_classes, math.nan)
+        return {"precision": nan, "recall": nan.copy(), "support": np.zeros(n_classes, dtype=np.int64)}
+    precision, recall, _, support = precision_recall_fscore_support(
+        t, p, labels=np.arange(n_classes), average=None, zero_division=np.nan)
+    return {"precision": precision.astype(float), "recall": recall.astype(float), "support": support.astype(np.int64)}
 
 
 METRICS: dict[str, Metric] = {"accuracy": accuracy, "macro_f1": macro_f1, "kappa": qw_kappa}

@@ -1,4 +1,4 @@
-"""Metrics checked against hand-computed values and against scikit-learn."""
+"""Metrics (scikit-learn underneath) checked against hand-computed values on small examples."""
 
 from __future__ import annotations
 
@@ -40,6 +40,28 @@ def test_qw_kappa_by_hand():
     # A constant prediction (the most-frequent baseline) agrees by chance only.
     assert M.qw_kappa([0, 1, 2, 2, 4], [2, 2, 2, 2, 2]) == pytest.approx(0.0)
     assert math.isnan(M.qw_kappa([2, 2], [2, 2]))
+
+
+def test_qw_kappa_weights_use_all_five_classes_by_hand():
+    # truth [0,1,3], prediction [0,3,3]: class 2 and 4 absent, so the weights must come from the
+    # class numbers, not from the order of the classes present (sklearn without labels= gives 0.8).
+    # sum w*O = w13 = 4; r = (1,1,0,1,0), c = (1,0,0,2,0), n = 3:
+    #   i=0: w00*1 + w03*2 = 18; i=1: w10*1 + w13*2 = 9; i=3: w30*1 + w33*2 = 9 -> sum w*E = 36/3 = 12
+    #   kappa = 1 - 4/12 = 2/3
+    assert M.qw_kappa([0, 1, 3], [0, 3, 3]) == pytest.approx(2 / 3)
+    assert cohen_kappa_score([0, 1, 3], [0, 3, 3], weights="quadratic") == pytest.approx(0.8)
+
+
+def test_per_class_precision_and_recall_by_hand():
+    t, p = [0, 0, 1, 1, 2], [0, 1, 1, 1, 0]
+    pc = M.per_class(t, p)
+    # class 0: 2 predicted, 1 right -> P 1/2; 2 true, 1 found -> R 1/2
+    # class 1: 3 predicted, 2 right -> P 2/3; 2 true, 2 found -> R 1
+    # class 2: never predicted -> P undefined; 1 true, 0 found -> R 0; classes 3, 4: both undefined
+    np.testing.assert_allclose(pc["precision"], [0.5, 2 / 3, np.nan, np.nan, np.nan])
+    np.testing.assert_allclose(pc["recall"], [0.5, 1.0, 0.0, np.nan, np.nan])
+    assert pc["support"].tolist() == [2, 2, 1, 0, 0]
+    assert np.isnan(M.per_class([], [])["precision"]).all()
 
 
 def test_metrics_agree_with_sklearn_on_random_labels():
