@@ -211,6 +211,10 @@ def _clean(x):
     return x
 
 
+def _none(x) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
 def score_system(rows: list[dict], cfg: EvaluateConfig, seed: int) -> tuple[dict, dict]:
     """Metrics of one system (all its repeats). Returns (metrics per task, confusion per task)."""
     by_repeat: dict[int, list[dict]] = defaultdict(list)
@@ -232,10 +236,9 @@ def score_system(rows: list[dict], cfg: EvaluateConfig, seed: int) -> tuple[dict
         out[task] = m
         conf[task] = M.confusion(t0, p0)
         # per-class precision and recall (repeat 0), and whether the system collapsed to one class
-        cm = conf[task]
-        m["per_class"] = {f"{v:g}": {"precision": float(cm[c, c] / cm[:, c].sum()) if cm[:, c].sum() else None,
-                                      "recall": float(cm[c, c] / cm[c, :].sum()) if cm[c, :].sum() else None,
-                                      "n": int(cm[c, :].sum())}
+        pc = M.per_class(t0, p0)
+        m["per_class"] = {f"{v:g}": {"precision": _none(pc["precision"][c]), "recall": _none(pc["recall"][c]),
+                                      "n": int(pc["support"][c])}
                           for c, v in enumerate(LEVELS[task])}
         m["collapsed"] = bool(np.bincount(p0, minlength=S.N_CLASSES).max() >= 0.95 * p0.size)
     return out, conf
@@ -255,7 +258,7 @@ def _table3(results: dict, cfg: EvaluateConfig, missing: dict[str, str]) -> str:
         (
             f"Test split. Accuracy [{pct}% percentile bootstrap interval, {cfg.bootstrap} resamples], macro-F1 and "
             "quadratic-weighted kappa are those of repeat 0 (the stored split); *mean ± sd* is accuracy over the "
-            "K evaluation repeats (re-splits with seed + k). The paper's numbers are given for reference only (see notes)."
+            "K evaluation repeats (re-splits with seed + k). The paper's numbers are given for reference only (see the notes below the table)."
         ),
         "",
         "| System | n | CMI acc [CI] | CMI mean ± sd (K) | CMI macro-F1 | CMI κ | SC acc [CI] | SC mean ± sd (K) | SC macro-F1 | SC κ | paper CMI | paper SC |",
@@ -300,6 +303,25 @@ def _table3(results: dict, cfg: EvaluateConfig, missing: dict[str, str]) -> str:
         ),
         "",
     ]
+    return "\n".join(lines)
+
+
+def _per_class_md(results: dict, system: str = "classifier") -> str:
+    """Precision and recall of each class for one system (repeat 0), one small table per measure."""
+    name = SYSTEM_NAMES.get(system, system)
+    lines = [f"## Per-class precision and recall ({name}, repeat 0, test split)", ""]
+    if system not in results:
+        return "\n".join(lines + [f"No predictions of `{system}`.", ""])
+    lines += [("*n*: test items of the class; precision is — for a class never predicted, "
+               "recall is — for a class absent from the test split."), ""]
+    for task in TASKS:
+        pc = results[system][task]["per_class"]
+        levels = [f"{v:g}" for v in LEVELS[task]]
+        lines += [f"| {TASK_NAMES[task]} | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+        lines.append("| n | " + " | ".join(str(pc[v]["n"]) for v in levels) + " |")
+        for measure in ("precision", "recall"):
+            lines.append(f"| {measure} | " + " | ".join(_f(pc[v][measure]) for v in levels) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -587,6 +609,7 @@ def evaluate(
         + f". Split seed {seed}; bootstrap {cfg.bootstrap} resamples, seed {seed}.",
         "",
         table3,
+        _per_class_md(details["test"]),
         ablations_md,
         "\n".join(confusion_md),
         labels_md,

@@ -156,3 +156,41 @@ def test_flow_runs_baselines_evaluates_and_publishes_the_report(world, capsys):
     assert table is not None and rows["classifier"]["CMI acc"] == 1.0 and rows["svm"]["CMI acc"] == "missing"
     assert len(rows) == len(json.loads(table.data)) <= 12
     assert "classifier: CMI 1.000 SC 1.000" in capsys.readouterr().out
+
+
+def test_report_shows_per_class_precision_and_recall_of_the_classifier(world):
+    tmp, rows, lab = world
+    # 2 test items per class; CMI class 4 (1.0) always predicted as 3 (0.75), SC right.
+    preds = prediction_rows("classifier", 0, rows, lambda r: (min(truth(r)[0], 3), truth(r)[1]))
+    path = write_predictions(pa.Table.from_pylist(preds, schema=S.PREDICTIONS), tmp / "pred.parquet")
+    out = tmp / "reports"
+    evaluate([path], lab, out, CFG, SEED, LabelledSplitConfig())
+
+    per_class = json.loads((out / "details.json").read_text())["test"]["classifier"]["cmi"]["per_class"]
+    # class 0.75: 4 predicted, 2 right -> precision 0.5, recall 1; class 1: never predicted, recall 0
+    assert per_class["0.75"] == {"precision": 0.5, "recall": 1.0, "n": 2}
+    assert per_class["1"] == {"precision": None, "recall": 0.0, "n": 2}
+    report = (out / "report.md").read_text()
+    assert "## Per-class precision and recall (CL (AE-initialised classifier), repeat 0, test split)" in report
+    section = report.split("## Per-class precision and recall", 1)[1].split("\n## ", 1)[0]
+    assert ("| CMI | 0 | 0.25 | 0.5 | 0.75 | 1 |\n|---|---|---|---|---|---|\n| n | 2 | 2 | 2 | 2 | 2 |\n"
+            "| precision | 1.000 | 1.000 | 1.000 | 0.500 | — |\n"
+            "| recall | 1.000 | 1.000 | 1.000 | 1.000 | 0.000 |") in section
+    assert "| SC | -1 | -0.5 | 0 | 0.5 | 1 |" in section and section.count("| recall | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |") == 1
+
+
+def test_report_cites_only_files_that_exist(world):
+    """No citation of a notes file that is not in the repository (issue 12)."""
+    import re
+
+    tmp, rows, lab = world
+    preds = prediction_rows("classifier", 0, rows, truth)
+    path = write_predictions(pa.Table.from_pylist(preds, schema=S.PREDICTIONS), tmp / "pred.parquet")
+    out = tmp / "reports"
+    evaluate([path], lab, out, CFG, SEED, LabelledSplitConfig())
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("report.md", "table3.md", "labels.md"):
+        text = (out / name).read_text()
+        assert "original_impl" not in text
+        for cited in re.findall(r"[\w./-]+\.(?:md|py|txt|rst)\b", text):
+            assert (repo / cited).exists() or (out / cited).exists(), f"{name} cites {cited}, which does not exist"
