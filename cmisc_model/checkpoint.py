@@ -90,10 +90,15 @@ def set_rng_state(state: Mapping) -> None:
 # --------------------------------------------------------------------------- io
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
-    """Write atomically: a crash mid-write leaves the previous file intact."""
+    """Write atomically: a crash mid-write leaves the previous file intact.
+
+    ``torch.save`` gets a file object, not the path: given a path, torch names
+    the folder inside its zip archive after the file, here the temporary file's
+    random name, so two identical checkpoints would differ byte for byte (and
+    every ``dvc repro`` would change the model folders' hashes)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, **state}, f)
     return path
 
 

@@ -75,6 +75,7 @@ from cmisc_model.data import (
     load_image,
     usable_rows,
 )
+from cmisc_model.determinism import make_deterministic
 from cmisc_model.errors import CmiscError
 from cmisc_model.models.autoencoder import AEOutput, Autoencoder
 from cmisc_model.models.config import ModelConfig
@@ -108,6 +109,12 @@ class TrainConfig:
     log_every: int = 10  # steps between DVCLive train rows (means over those steps)
     checkpoint_every: int = 100  # steps between last.pt writes (also written after each epoch)
     reconstructions: int = 8  # validation samples in reconstructions.png
+    # Grounding phase after training (cross-attention only; cmisc_model/grounding.py;
+    # departure from 2017): the selected model's sentence side is trained to match
+    # texts to their own images on fixed, cached regions. 0 = off.
+    ground_epochs: int = 20
+    ground_batch: int = 128  # texts per step; each picks its image among this many
+    ground_lr: float = 0.003
 
 
 @dataclass
@@ -343,6 +350,7 @@ def train(
     tc, dc = params.train, params.data
     d = setup_distributed(device)
     torch.manual_seed(seed + d.rank)
+    make_deterministic(seed + d.rank, d.world)  # deterministic ops, fixed threads, seeded RNGs
 
     # ---- data
     vocab, vhash = read_vocab(vocab_dir)
@@ -571,6 +579,15 @@ def train(
         keep_best(last_val, tc.epochs, 0)
     if not best_path.exists():
         checkpoint(best_path, tc.epochs, 0)
+    grounding = None
+    if d.main and tc.ground_epochs > 0 and model.sentence_match_head is not None:
+        from cmisc_model.grounding import ground
+
+        best = load_checkpoint(best_path)
+        load_model_state(model, best, best_path)
+        plain = AutoencoderDataset(train_rows, vocab, normaliser, cfg.image_size, False, dc.resize_factor)
+        grounding = ground(model, plain, tc.ground_epochs, tc.ground_batch, tc.ground_lr, seed, d.device, progress)
+        save_checkpoint({**best, "model": model.state_dict(), "grounding": grounding}, best_path)
     first = history["first_val"]
     summary = {
         "step": step,
@@ -585,6 +602,7 @@ def train(
         # The figure that says whether the decoder learnt the image: < 1 beats the mean image.
         "val_image_mse_vs_mean": (last_val["image_mse"] / last_val["mean_image_mse"]
                                   if last_val.get("mean_image_mse") else None),
+        "grounding": grounding,
     }
     if d.main:
         log_metrics("val", {

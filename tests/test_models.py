@@ -146,7 +146,7 @@ def test_every_autoencoder_parameter_gets_a_gradient():
 
 
 def test_every_classifier_parameter_gets_a_gradient():
-    model = Classifier(ArticleEncoder(tiny_config()), ClassifierConfig()).train()
+    model = Classifier(ArticleEncoder(tiny_config()), ClassifierConfig(article_in_head=True)).train()
     images, tokens = make_batch()
     out = model(images, tokens, torch.tensor([0, 1, 2, 4]), torch.tensor([4, 3, 2, 0]))
     out.loss.backward()

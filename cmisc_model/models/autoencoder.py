@@ -10,7 +10,7 @@ is also encoded with another item's image of the batch (the batch rolled by
 one; pairs that share an image file are left out) and a linear head on the
 article embedding tells the own image from the other. Under cross-attention
 fusion every text is also scored against *every* image of the batch by its
-best sentence's agreement with what that sentence looks at (InfoNCE, 15
+sentences' summed agreement with what that sentence looks at (InfoNCE, 15
 negatives per text at batch 16): with one negative per text and a head on
 the article only, matching stayed at chance for 500 steps. The
 encoder parts are computed once; only the fusion runs twice. The encoder is its own module
@@ -120,22 +120,25 @@ class Autoencoder(nn.Module):
     def contrast(self, parts, keys: list) -> tuple[torch.Tensor, torch.Tensor]:
         """Sentence-level matching against every image of the batch (InfoNCE).
 
-        Text i's score for image j is its best sentence's agreement with what that
-        sentence looks at in image j (the place a sentence looks at depends on its
+        Text i's score for image j is the sum over its sentences of each one's agreement
+        with what that sentence looks at in image j (the place a sentence looks at depends on its
         words only, so all B x B scores cost one einsum). Each text must pick its
         own image among the batch's; images of the same file are masked out.
         Returns (cross-entropy, share of texts whose own image scores highest).
         """
-        enc = self.encoder
         sentences = parts.sentences  # (B, S, D_s)
         has_text = parts.sentence_mask.any(dim=1)  # (B,) an empty text agrees with nothing
         if not has_text.any():
             z = sentences.new_zeros((), dtype=torch.float32)
             return z, z
-        seen = torch.einsum("bsl,jld->bjsd", enc.look(sentences), parts.regions.to(sentences.dtype))  # (B, B, S, D_i)
-        agreement = enc.what(sentences).unsqueeze(1) * seen  # (B, B, S, D_i)
-        scores = self.sentence_match_head(agreement).squeeze(3).float()  # (B, B, S)
-        scores = scores.masked_fill(~parts.sentence_mask.unsqueeze(1), -1e4).amax(dim=2)  # (B, B) text x image
+        # head(claim * (look @ regions_j)) = sum over cells of look x (head-weighted claim . region):
+        # (B, B, S, G*G) instead of (B, B, S, D_i), so a batch of 128 fits
+        weighted = parts.claim * self.sentence_match_head.weight.to(parts.claim.dtype)  # (B, S, D_i)
+        per_cell = torch.einsum("bsd,jld->bjsl", weighted, parts.regions.to(weighted.dtype))  # (B, B, S, G*G)
+        scores = (per_cell * parts.look.unsqueeze(1)).sum(dim=3).float()  # (B, B, S)
+        # summed over the text's sentences: with the best sentence only (max) a text's
+        # non-visual sentences never learned to score 0, and matching stayed weak
+        scores = (scores * parts.sentence_mask.unsqueeze(1)).sum(dim=2)  # (B, B) text x image
         B = scores.shape[0]
         same = torch.tensor([[keys[i] == keys[j] and i != j for j in range(B)] for i in range(B)],
                             device=scores.device)

@@ -100,5 +100,7 @@ class ClassifierConfig:
 
     hidden_dim: int = 32  # linear article_dim -> 32, ReLU
     dropout: float = 0.1  # after the hidden layer (2017: keep 0.9)
+    evidence_dim: int = 64  # cross-attention: per-sentence evidence MLP width, pooled into the head (0 = off, 2017)
+    article_in_head: bool = False  # with evidence: also the article's hidden layer (2017's only input)
     n_cmi_classes: int = 5  # CMI {0, .25, .5, .75, 1}
     n_sc_classes: int = 5  # SC {-1, -.5, 0, .5, 1}

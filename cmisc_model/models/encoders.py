@@ -266,6 +266,8 @@ class EncodedParts(NamedTuple):
     regions: torch.Tensor | None  # (B, G*G, D_i); None for late fusion
     sentences: torch.Tensor  # (B, S, D_s)
     sentence_mask: torch.Tensor  # (B, S) True at real sentences
+    look: torch.Tensor | None = None  # (B, S, G*G) where each sentence looks; cross-attention only
+    claim: torch.Tensor | None = None  # (B, S, D_i) what each sentence says is there; cross-attention only
 
     def roll(self, shifts: int = 1) -> EncodedParts:
         """Every text with the image of the item ``shifts`` places earlier (image-text matching negatives)."""
@@ -307,10 +309,19 @@ class ArticleEncoder(nn.Module):
             # image-text matching had nothing to match; the mean word vector
             # carries "red", "circle", "upper left" from the first step.
             self.bag_of_words = nn.Linear(cfg.embed_dim, cfg.sentence_dim)
-            # where a sentence looks (attention over the regions' position embeddings
-            # only) and what it says is there (compared with the attended content)
-            self.where = nn.Linear(cfg.sentence_dim, cfg.image_dim)
-            self.what = nn.Linear(cfg.sentence_dim, cfg.image_dim)
+            # Where a sentence looks (one logit per region) and what it says is there
+            # (compared with the attended content), each a sum of per-word vectors
+            # over the sentence's words. A bag of words, not the sentence LSTM: with
+            # projections of the LSTM state the attention stayed at chance (1/9 of
+            # mentions looked at their region after a full AE run); a word bag learns
+            # "upper left" -> a cell within a few hundred matching steps.
+            self.where = nn.EmbeddingBag(cfg.vocab_size, cfg.region_grid**2, mode="sum", padding_idx=0)
+            self.what = nn.EmbeddingBag(cfg.vocab_size, cfg.image_dim, mode="sum", padding_idx=0)
+            nn.init.normal_(self.where.weight, std=0.1)
+            nn.init.normal_(self.what.weight, std=0.1)
+            with torch.no_grad():
+                self.where.weight[0].zero_()
+                self.what.weight[0].zero_()
             self.compare = nn.Sequential(nn.Linear(cfg.sentence_dim + cfg.image_dim, cfg.sentence_dim), nn.ReLU())
 
         nn.init.uniform_(self.embed.weight, -cfg.init_range, cfg.init_range)
@@ -355,13 +366,25 @@ class ArticleEncoder(nn.Module):
         if regions is not None:
             regions = self.drop(regions)
         sentences = self.encode_sentences(tokens)  # (B, S, D_s)
-        return EncodedParts(image, regions, sentences, (tokens != 0).any(dim=2))
+        look = claim = None
+        if regions is not None:
+            look, claim = self.ground(tokens)  # (B, S, G*G), (B, S, D_i)
+        return EncodedParts(image, regions, sentences, (tokens != 0).any(dim=2), look, claim)
 
-    def look(self, sentences: torch.Tensor) -> torch.Tensor:
-        """Where each sentence looks: attention over the region positions (B, S, G*G).
-        It depends on the words only, so one text can be compared with many images."""
-        scores = self.where(sentences) @ self.image.region_pos.T.to(sentences.dtype)  # (B, S, G*G)
-        return torch.softmax(scores, dim=-1)
+    def ground(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (B, S, T) -> (where each sentence looks: attention over the regions (B, S, G*G),
+        what it says is there (B, S, D_i)). Words only, so one text can be compared with many images."""
+        B, S, T = tokens.shape
+        flat = tokens.reshape(B * S, T)  # (B*S, T) pads (0) add nothing to a bag
+        look = torch.softmax(self.where(flat), dim=-1).view(B, S, -1)  # (B, S, G*G)
+        claim = self.drop(self.what(flat)).view(B, S, -1)  # (B, S, D_i)
+        return look, claim
+
+    def evidence(self, parts: EncodedParts) -> torch.Tensor:
+        """Per sentence: [what it says x what is where it looks, what is there, what it says]
+        (B, S, 3 * D_i); cross-attention only. The classifier pools it over sentences."""
+        seen = parts.look @ parts.regions.to(parts.claim.dtype)  # (B, S, D_i)
+        return torch.cat([parts.claim * seen, seen, parts.claim], dim=2)  # (B, S, 3 * D_i)
 
     def fuse_parts(self, parts: EncodedParts, with_agreement: bool = False):
         """EncodedParts -> article embedding (B, article_dim); with ``with_agreement`` also each
@@ -372,8 +395,8 @@ class ArticleEncoder(nn.Module):
         if parts.regions is not None:
             # each sentence looks at a place (position embeddings only: "upper left" -> a cell)
             # and compares what it says with what is there (a product: "red" x red content)
-            seen = self.look(sentences) @ parts.regions.to(sentences.dtype)  # (B, S, D_i)
-            agreement = self.what(sentences) * seen  # (B, S, D_i)
+            seen = parts.look @ parts.regions.to(sentences.dtype)  # (B, S, D_i)
+            agreement = parts.claim * seen  # (B, S, D_i)
             sentences = self.drop(self.compare(torch.cat([sentences, agreement], dim=2)))  # (B, S, D_s)
 
         # text: the image is the text LSTM's first input, then the sentences
