@@ -5,9 +5,14 @@ files (any number of systems and repeats: ``classifier``, ``classifier_no_ae``,
 ``svm``, ``most_frequent``), checks that every test item of every (system,
 repeat) is scored exactly once, and writes into ``out_dir``:
 
-- ``metrics.json``  DVC metrics: ``test.<system>.<task>.{accuracy, accuracy_ci_low,
-  accuracy_ci_high, accuracy_mean, accuracy_sd, macro_f1…, kappa…, n, repeats}``
-  and ``labels.<source>.{n, mean_sc, cmi.<level>, sc.<level>}``;
+- ``metrics/<system>.json``  the DVC metrics, one file per row of Table 3 with the
+  same keys in each (``<task>.{accuracy, ci_low, ci_high, mean, kappa}``, and
+  ``<task>.shuffled_drop`` for a system scored with shuffled images), so that
+  ``dvc metrics show`` prints systems x figures;
+- ``details.json``  every figure, not a DVC metric: ``test.<system>.<task>.{accuracy,
+  accuracy_ci_low, accuracy_ci_high, accuracy_mean, accuracy_sd, macro_f1…, kappa…,
+  n, repeats}``, ``labels.<source>.{n, mean_sc, cmi.<level>, sc.<level>}``, the
+  ablations, counterfactuals and accuracy per labelling rule;
 - ``table3.md``     Table 3: accuracy with a 95% bootstrap interval, mean ± sd over
   the K repeats, macro-F1 and quadratic-weighted kappa, next to the paper's numbers;
 - ``plots/confusion/<system>_<task>.csv`` (columns actual,predicted: DVC's
@@ -76,8 +81,10 @@ ABLATION_NAMES = {
     "images_blank": "blank (grey) images",
     "texts_shuffled": "test texts shuffled among test items",
 }
-# What metrics.json keeps per system and task (the rest is in details.json).
-HEADLINE = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "accuracy_mean", "accuracy_sd", "kappa")
+# What metrics/<system>.json keeps per task, and from which details.json figure
+# (short names: they are the columns of `dvc metrics show` and `dvc exp show`).
+HEADLINE = {"accuracy": "accuracy", "ci_low": "accuracy_ci_low", "ci_high": "accuracy_ci_high",
+            "mean": "accuracy_mean", "kappa": "kappa"}
 
 
 @dataclass
@@ -427,6 +434,20 @@ def ablation_summary(results: dict) -> dict:
     return out
 
 
+def headline_metrics(results: dict, ablations: dict) -> dict:
+    """``{system: {task: {accuracy, ci_low, ci_high, mean, kappa[, shuffled_drop]}}}`` for the
+    systems of Table 3 (not their ablated variants): what metrics/<system>.json holds."""
+    out = {}
+    for system, m in results.items():
+        if ":" in system:
+            continue
+        out[system] = {t: {k: m[t][src] for k, src in HEADLINE.items()} for t in TASKS}
+        shuffled = ablations.get(system, {}).get("images_shuffled")
+        for t in TASKS if shuffled else ():
+            out[system][t]["shuffled_drop"] = shuffled[t]["drop"]  # points lost with shuffled images
+    return out
+
+
 def rule_accuracy(rows: list[dict], rules: dict[str, dict]) -> dict:
     """``{system: {task: {rule: {"n", "accuracy"}}}}`` over all repeats' test items with a known rule."""
     out: dict = {}
@@ -560,15 +581,7 @@ def evaluate(
     }
     dist = label_distribution(labelled)
     details = _clean({"test": results, "labels": dist, **what_is_used})
-    # metrics.json: the headline figures only, so `dvc metrics show` fits a screen
-    # (test.<system>.<task>.<metric>, ablation drops, counterfactual change rate);
-    # everything else is in details.json, which is not a DVC metric.
-    metrics_json = _clean({
-        "test": {s: {t: {k: m[t][k] for k in HEADLINE} for t in TASKS} for s, m in results.items() if ":" not in s},
-        "ablations": {s: {k: {t: d[t]["drop"] for t in TASKS} for k, d in kinds.items()}
-                      for s, kinds in what_is_used["ablations"].items()},
-        "counterfactual": {s: d["prediction_changed"] for s, d in what_is_used["counterfactual"].items()},
-    })
+    system_metrics = _clean(headline_metrics(results, what_is_used["ablations"]))
 
     files = []
     plots = out_dir / "plots"
@@ -617,13 +630,20 @@ def evaluate(
         "",
     ])
     _write_text(out_dir / "report.md", report)
-    with S.atomic_path(out_dir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics_json, indent=2, sort_keys=True) + "\n")
+    metrics_dir = out_dir / "metrics"
+    for stale in metrics_dir.glob("*.json") if metrics_dir.is_dir() else []:
+        if stale.stem not in system_metrics:
+            stale.unlink()  # a system no longer scored must not linger as a metric
+    for system, figures in system_metrics.items():
+        with S.atomic_path(metrics_dir / f"{system}.json") as tmp:
+            tmp.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+        files.append(metrics_dir / f"{system}.json")
     with S.atomic_path(out_dir / "details.json") as tmp:
         tmp.write_text(json.dumps(details, indent=2, sort_keys=True) + "\n")
-    files += [labels_png, out_dir / "table3.md", out_dir / "labels.md", out_dir / "report.md", out_dir / "metrics.json"]
+    files += [labels_png, out_dir / "table3.md", out_dir / "labels.md", out_dir / "report.md", out_dir / "details.json"]
     return {
-        **metrics_json,
+        "metrics": system_metrics,
+        "test": details["test"],
         "details": details,
         "missing_systems": sorted(missing),
         "labelled": str(labelled_path),

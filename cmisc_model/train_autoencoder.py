@@ -20,7 +20,9 @@ Outputs in ``--out`` (a self-contained model folder, which ``cmisc embed``
 reads): ``model.pt`` (the checkpoint with the best validation loss),
 ``last.pt`` (for ``--resume``; written every ``checkpoint_every`` steps and
 after each epoch), ``config.json``, and copies of ``vocab.parquet`` and
-``word2vec.parquet``. In ``--live-dir``: DVCLive's ``metrics.json``,
+``word2vec.parquet``. In ``--live-dir``: ``metrics.json`` (the DVC metric: the
+key figures of ``KEY_METRICS`` only), ``details.json`` (everything DVCLive
+logged, last values), ``timings.json``, ``probe.json``,
 ``plots/metrics/**.tsv`` and ``plots/images/reconstructions.png`` (paper Fig. 5).
 
 Resume is exact: model, optimizer, scheduler, step, epoch, position within the
@@ -87,6 +89,22 @@ from cmisc_model.vocab import vocab_hash
 log = logging.getLogger(__name__)
 
 STEP_KEYS = ("loss", "text_loss", "image_loss", "match_loss", "match_accuracy")
+
+
+# What the declared DVC metric keeps (DVCLive's summary, pruned at the end): every key
+# of a metrics file is a column of `dvc metrics show` and `dvc exp show`.
+KEY_METRICS = {"val": ("loss", "text_perplexity", "image_mse_vs_mean", "match_accuracy"),
+               "grounding": ("accuracy",)}
+
+
+def key_metrics(summary: dict) -> dict:
+    """DVCLive's nested summary -> the ``KEY_METRICS`` figures (and the step)."""
+    out: dict = {"step": summary["step"]} if "step" in summary else {}
+    for group, keys in KEY_METRICS.items():
+        kept = {k: summary[group][k] for k in keys if k in summary.get(group, {})}
+        if kept:
+            out[group] = kept
+    return out
 
 
 @dataclass
@@ -625,7 +643,12 @@ def train(
             with S.atomic_path(Path(live_dir) / "timings.json") as tmp:
                 tmp.write_text(json.dumps({"train_seconds": round(train_s, 1), "train_samples_per_s":
                                            round(summary["train_samples_per_s"], 2), "steps": step}, indent=2) + "\n")
+            if grounding is not None:
+                log_metrics("grounding", grounding, plot=False)
             live.make_summary()
+            with S.atomic_path(Path(live_dir) / "details.json") as tmp:
+                tmp.write_text(json.dumps(live.summary, indent=2, sort_keys=True) + "\n")
+            live.summary = key_metrics(live.summary)  # live.end() writes metrics.json from it
             grid = reconstruction_grid(model, val_ds, tc.reconstructions, d.device)
             if grid is not None:
                 target = Path(live_dir) / "plots" / "images" / "reconstructions.png"

@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     summary = evaluate_flow(args.predictions, args.labelled, args.out, args.params, args.baselines, args.embeddings,
                             args.truth, args.counterfactual)
     print(headline(summary))
-    print(f"{args.out}/report.md, {args.out}/metrics.json written")
+    print(f"{args.out}/report.md, {args.out}/metrics/<system>.json, {args.out}/details.json written")
     return 0
 
 

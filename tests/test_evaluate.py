@@ -63,11 +63,14 @@ def test_evaluate_writes_metrics_table3_and_plots(world):
 
     out = tmp / "reports"
     summary = evaluate([path], lab, out, CFG, SEED, LabelledSplitConfig())
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics == {k: summary[k] for k in ("test", "ablations", "counterfactual")}
-    # metrics.json keeps the headline figures; every figure is in details.json
-    assert set(metrics["test"]["classifier"]["cmi"]) == {"accuracy", "accuracy_ci_low", "accuracy_ci_high",
-                                                         "accuracy_mean", "accuracy_sd", "kappa"}
+    # one DVC metrics file per system, with the same few keys in each (the columns of
+    # `dvc metrics show`); every figure is in details.json
+    declared = {f.stem: json.loads(f.read_text()) for f in (out / "metrics").glob("*.json")}
+    assert declared == summary["metrics"] and set(declared) == {"classifier", "most_frequent"}
+    assert set(declared["classifier"]) == {"cmi", "sc"}
+    assert set(declared["classifier"]["cmi"]) == {"accuracy", "ci_low", "ci_high", "mean", "kappa"}
+    assert declared["most_frequent"]["sc"]["accuracy"] == 0.2
+    assert not (out / "metrics.json").exists()
     metrics = json.loads((out / "details.json").read_text())
 
     cl = metrics["test"]["classifier"]["cmi"]
@@ -96,6 +99,12 @@ def test_evaluate_writes_metrics_table3_and_plots(world):
     assert (out / "plots/images/labels.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "Table 3" in report and "Mean SC per source" in report and "plots/images/confusion_classifier_sc.png" in report
+
+    # a system no longer scored leaves no metrics file behind
+    only = [r for r in preds if r["system"] == "classifier"]
+    evaluate([write_predictions(pa.Table.from_pylist(only, schema=S.PREDICTIONS), tmp / "cl.parquet")], lab, out,
+             CFG, SEED, LabelledSplitConfig())
+    assert sorted(f.stem for f in (out / "metrics").glob("*.json")) == ["classifier"]
 
 
 def test_duplicate_test_item_is_an_error_naming_system_repeat_and_pair(world):
@@ -143,8 +152,8 @@ def test_flow_runs_baselines_evaluates_and_publishes_the_report(world, capsys):
     out = tmp / "reports"
     assert main(["--predictions", str(cl), "--labelled", str(lab), "--out", str(out), "--params", str(params), "--baselines"]) == 0
 
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"classifier", "most_frequent", "text_only"}  # no images here: no image_only
+    declared = sorted(f.stem for f in (out / "metrics").glob("*.json"))
+    assert declared == ["classifier", "most_frequent", "text_only"]  # no images here: no image_only
     assert json.loads((out / "details.json").read_text())["test"]["most_frequent"]["cmi"]["repeats"] == 2
     assert (out / "baselines" / "predictions.parquet").exists()
     assert "not run: no embeddings file given" in (out / "table3.md").read_text()

@@ -195,12 +195,17 @@ def test_train_ae_and_embed_cli_end_to_end(tmp_path, monkeypatch):
     # model.pt is the best validation checkpoint (after epoch 1 or 2); last.pt the end of training
     assert ckpt["config"]["text_dim"] == 16 and ckpt["step"] in (4, 8)  # 15 usable train pairs / 4 x 2 epochs
     assert torch.load(out / "last.pt", weights_only=True)["step"] == 8
+    # the declared metric keeps the key figures (few columns in `dvc exp show`); details.json the rest
     metrics = json.loads((live / "metrics.json").read_text())
-    assert {"text_perplexity_drop", "image_mse_vs_mean", "image_r2", "match_accuracy", "text_perplexity"} <= set(metrics["val"])
+    assert set(metrics) <= {"step", "val", "grounding"}
+    assert set(metrics["val"]) == {"loss", "text_perplexity", "image_mse_vs_mean", "match_accuracy"}
+    details = json.loads((live / "details.json").read_text())
+    assert {"text_perplexity_drop", "image_mse_vs_mean", "image_r2", "match_accuracy", "text_perplexity"} <= set(details["val"])
+    assert details["val"]["loss"] == metrics["val"]["loss"]
     # speed figures are beside the metrics, not among them
-    assert "samples_per_s" not in json.dumps(metrics) and json.loads((live / "timings.json").read_text())["steps"] == 8
-    assert metrics["data"]["skipped_images"] == 2  # one bad file, seen in each of 2 epochs
-    assert metrics["data"]["unusable_rows"] == 1
+    assert "samples_per_s" not in json.dumps(details) and json.loads((live / "timings.json").read_text())["steps"] == 8
+    assert details["data"]["skipped_images"] == 2  # one bad file, seen in each of 2 epochs
+    assert details["data"]["unusable_rows"] == 1
     assert (live / "plots" / "metrics" / "train" / "loss.tsv").exists()
     png = Image.open(live / "plots" / "images" / "reconstructions.png")
     assert png.size[0] >= 4 * 2 * 32 and png.size[1] >= 32
