@@ -661,8 +661,13 @@ def provenance(labelled: list[dict], truth: str | Path | None) -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True, timeout=10).stdout.strip()
+        # Uncommitted changes to the code or params, not to what the pipeline itself writes
+        # (dvc.lock, .gitignore entries, data/, models/, reports/), so that a rerun at one
+        # commit writes the same report whether or not the last run's outputs are committed.
+        outputs = [":(exclude)dvc.lock", ":(exclude,glob)**/.gitignore", ":(exclude)data", ":(exclude)models",
+                   ":(exclude)reports"]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *outputs],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
         commit += " (with uncommitted changes)" if dirty else ""
     except (OSError, subprocess.SubprocessError):
         commit = "unknown (not a git checkout)"

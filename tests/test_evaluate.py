@@ -203,3 +203,35 @@ def test_report_cites_only_files_that_exist(world):
         assert "original_impl" not in text
         for cited in re.findall(r"[\w./-]+\.(?:md|py|txt|rst)\b", text):
             assert (repo / cited).exists() or (out / cited).exists(), f"{name} cites {cited}, which does not exist"
+
+
+def test_provenance_names_the_commit_and_only_code_or_params_changes_make_it_dirty(tmp_path, monkeypatch):
+    import subprocess
+
+    from cmisc_model.evaluate import provenance
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+                            "GIT_COMMITTER_EMAIL": "t@example.org", "PATH": "/usr/bin:/bin"})
+
+    for f, text in {"params.yaml": "base: {seed: 1}\n", "dvc.lock": "a\n", "reports/report.md": "r\n",
+                    "models/.gitignore": "/x\n", "cmisc.py": "x = 1\n"}.items():
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text(text)
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "c")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
+                            text=True).stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    labelled = [{"source": "coco", "annotator": "sample-world-rules"}]
+    clean = provenance(labelled, None)
+    assert f"Git commit {commit};" in clean and "sample world" in clean and "coco 1" in clean
+    # what a pipeline run rewrites (and autostage stages) is not an uncommitted change
+    for f in ("dvc.lock", "reports/report.md", "models/.gitignore"):
+        (tmp_path / f).write_text("changed\n")
+    git("add", "-A")
+    assert provenance(labelled, None) == clean
+    (tmp_path / "cmisc.py").write_text("x = 2\n")
+    assert f"Git commit {commit} (with uncommitted changes);" in provenance(labelled, None)

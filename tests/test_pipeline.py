@@ -95,7 +95,7 @@ def test_repro_push_pull_and_experiments(project, tmp_path):
     assert "Table 3" in (repo / "reports/evaluation/table3.md").read_text()
     # `dvc metrics show` fits a screen: Table 3 as systems x a few figures, the AE's key losses
     shown = json.loads(sh([dvc, "metrics", "show", "--json"], repo, env))
-    files = shown["workspace"]["data"]
+    (files,) = (rev["data"] for rev in shown.values())  # one revision: the workspace
     assert set(files) == {"reports/autoencoder/metrics.json", *(f"reports/evaluation/metrics/{s}.json" for s in systems)}
 
     def columns(d: dict, prefix: str = "") -> set[str]:
