@@ -63,3 +63,58 @@ def probe(embeddings: dict[str, np.ndarray], texts: dict[str, str], rows: list[d
             "n_train": len(train), "n_test": len(test),
         }
     return out
+
+
+# Per region of the 3 x 3 grid, what the object standing there is (None: no object).
+REGION_ATTRIBUTES = {
+    "occupied": lambda o, salient: o is not None,
+    "colour": lambda o, salient: o.colour,
+    "shape": lambda o, salient: o.shape,
+    "size": lambda o, salient: o.size,
+    "salient": lambda o, salient: o == salient,
+}
+
+
+def region_targets(scene: S.Scene, grid: int = 3) -> list[S.SceneObject | None]:
+    """The object in each region, in the encoder's order (row-major over the grid)."""
+    cells: list[S.SceneObject | None] = [None] * grid * grid
+    for o in scene.objects:
+        col, row = S.POSITIONS[o.position]
+        cells[row * grid + col] = o
+    return cells
+
+
+def region_probe(regions: dict[str, np.ndarray], rows: list[dict], scenes: dict[str, S.Scene]) -> dict:
+    """Does each region vector know what stands in its region? ``regions``: pair_id -> (9, D)
+    region features (the encoder's, before any text). A logistic regression per attribute
+    on the regions of the training split, scored on the others' regions: ``occupied`` over
+    all regions, ``colour``/``shape``/``size``/``salient`` over occupied ones. These are the
+    facts a text's mention is checked against, so a weak one caps what the classifier can
+    get right (issue 10: which attribute the image features lose)."""
+    known = [r for r in rows if r["pair_id"] in scenes and r["pair_id"] in regions]
+    train = [r for r in known if r["split"] == "train"]
+    test = [r for r in known if r["split"] != "train"]
+    out: dict = {}
+    if not train or not test:
+        return out
+
+    def table(part: list[dict], name: str) -> tuple[np.ndarray, list]:
+        X, y = [], []
+        for r in part:
+            scene = scenes[r["pair_id"]]
+            for vec, o in zip(regions[r["pair_id"]], region_targets(scene)):
+                if name == "occupied" or o is not None:
+                    X.append(vec)
+                    y.append(REGION_ATTRIBUTES[name](o, scene.salient))
+        return np.stack(X), y
+
+    for name in REGION_ATTRIBUTES:
+        X_tr, y_tr = table(train, name)
+        X_te, y_te = table(test, name)
+        values, counts = np.unique(y_tr, return_counts=True)
+        out[name] = {
+            "region": _fit_score(X_tr, y_tr, X_te, y_te, text=False),
+            "majority": float(np.mean(np.array(y_te) == values[counts.argmax()])),
+            "n_train": len(y_tr), "n_test": len(y_te),
+        }
+    return out

@@ -318,10 +318,11 @@ def reconstruction_grid(model: torch.nn.Module, dataset: AutoencoderDataset, n: 
 
 @torch.no_grad()
 def run_probe(model, rows, vocab, normaliser, cfg, dc, text_cfg, truth, device, limit: int = 1200) -> dict:
-    """Linear probes of the article embedding for scene attributes, beside text-only probes (probe.py)."""
+    """Linear probes (probe.py): ``article``, the article embedding for scene attributes beside
+    text-only probes; ``regions`` (cross-attention), each region vector for what stands there."""
     from cmisc_model.ablations import read_scenes
     from cmisc_model.baselines import text_features
-    from cmisc_model.probe import probe
+    from cmisc_model.probe import probe, region_probe
 
     scenes = read_scenes(truth)
     known, _ = usable_rows([r for r in rows if r["pair_id"] in scenes])
@@ -331,13 +332,19 @@ def run_probe(model, rows, vocab, normaliser, cfg, dc, text_cfg, truth, device, 
     loader = DataLoader(ds, batch_sampler=BucketBatchSampler(ds.lengths(), 64, False), collate_fn=collate)
     was_training = model.training
     model.eval()
-    embeddings = {}
+    embeddings, regions = {}, {}
     for batch in loader:
         if batch["pair_ids"]:
             images, tokens = to_device(batch, device)
             embeddings.update(zip(batch["pair_ids"], model.encode(images, tokens).float().cpu().numpy()))
+            cells = model.encoder.image(images)[1]  # (B, G*G, D_i) | None for late fusion
+            if cells is not None and cfg.region_grid == 3:
+                regions.update(zip(batch["pair_ids"], cells.float().cpu().numpy()))
     model.train(was_training)
-    return probe(embeddings, text_features(train + rest, text_cfg), train + rest, scenes)
+    out = {"article": probe(embeddings, text_features(train + rest, text_cfg), train + rest, scenes)}
+    if regions:
+        out["regions"] = region_probe(regions, train + rest, scenes)
+    return out
 
 
 # --------------------------------------------------------------------------- training
@@ -633,7 +640,9 @@ def train(
         if live is not None and truth:
             probes = run_probe(model, rows, vocab, normaliser, cfg, dc, text_cfg, truth, d.device)
             summary["probe"] = probes
-            log_metrics("probe", {f"{k}_{w}": v[w] for k, v in probes.items() for w in ("embedding", "text_only")},
+            log_metrics("probe", {f"{k}_{w}": v[w] for k, v in probes["article"].items()
+                                  for w in ("embedding", "text_only")}, plot=False)
+            log_metrics("probe", {f"region_{k}": v["region"] for k, v in probes.get("regions", {}).items()},
                         plot=False)
             with S.atomic_path(Path(live_dir) / "probe.json") as tmp:
                 tmp.write_text(json.dumps(probes, indent=2, sort_keys=True) + "\n")

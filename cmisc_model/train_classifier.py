@@ -376,8 +376,11 @@ def load_classifier_checkpoint(path: str | Path) -> dict:
 # --------------------------------------------------------------------------- training
 
 def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: ClassifierParams, data_cfg: DataConfig,
-                 init: str, seed: int, device: torch.device, live=None, progress: bool = False) -> dict:
+                 init: str, seed: int, device: torch.device, live=None, progress: bool = False,
+                 parts_transform=None) -> dict:
     """Train on ``train``, select on ``val``; returns the selected model's state and the history.
+    ``parts_transform(cache, dataset) -> cache`` edits the cached parts before training
+    (``freeze_features`` only; the oracle study, ``cmisc_model/oracle.py``).
 
     The test rows are not touched here.
     """
@@ -399,12 +402,16 @@ def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: Classifi
     frozen = tc.freeze_features and init == "autoencoder"
     epochs = tc.epochs if init == "autoencoder" else tc.no_ae_epochs
     cache = val_cache = None
+    if parts_transform is not None and not frozen:
+        raise CmiscError("parts_transform edits cached parts: it needs freeze_features and the autoencoder")
     if frozen:
         freeze_feature_parts(model)
         # centre crops, no flip: a cached item is seen the same way every epoch
         plain = LabelledDataset(train_rows, ae.vocab, normaliser, size, False, ae.resize_factor)
         cache = cache_parts(model.encoder, plain, tc.eval_batch_size, device)
         val_cache = cache_parts(model.encoder, val_ds, tc.eval_batch_size, device)
+        if parts_transform is not None:
+            cache, val_cache = parts_transform(cache, plain), parts_transform(val_cache, val_ds)
         kept = [i for i, c in enumerate(cache) if c is not None]
         skipped = len(cache) - len(kept)
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
