@@ -57,7 +57,7 @@ class BaselinesConfig:
     """The ``baselines`` section of params.yaml."""
 
     repeats: int = 3  # K evaluation repeats (labelled splits 0..K-1)
-    svm_c_grid: list[float] = field(default_factory=lambda: [0.0001, 0.001, 0.01, 0.1])
+    svm_c_grid: list[float] = field(default_factory=lambda: [0.0001, 0.0003, 0.001, 0.003, 0.01])
     cv_folds: int = 3  # stratified folds on the training split (fewer when a class is rarer)
     max_iter: int = 2000  # liblinear iterations per fit
     standardise: bool = True  # zero mean, unit variance per embedding dimension (fitted inside each CV fold)
