@@ -148,7 +148,7 @@ def test_repro_push_pull_and_experiments(project, tmp_path):
 
     # An experiment with one param changed is listed and compared.
     # Only the vocab stage is run (`dvc exp run` takes targets as `dvc repro` does): the
-    # experiment is recorded and compared the same way, without a fourth training run.
+    # experiment is recorded and compared the same way, without a third training run.
     sh([dvc, "exp", "run", "-n", "mincount2", "-S", "vocab.min_count=2", "vocab"], repo, env, timeout=1500)
     shown = json.loads(subprocess.run([dvc, "exp", "show", "--json"], cwd=repo, env=env, capture_output=True,
                                       text=True, check=True).stdout)
