@@ -63,7 +63,7 @@ def attribute_vector(obj: S.SceneObject | S.Claim | None, dim: int, salient: boo
 def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str) -> tuple:
     """One cached item ``(image, regions (L, D), sentences, look (n, L), claim (n, D))`` with
     the regions (and for ``both``/``salient`` the looks and claims) replaced by the truth."""
-    image, regions, sent, look, claim = part
+    image, regions, sent, look, claim = part[:5]
     D = regions.shape[1]
     cells = region_targets(scene)
     regions = torch.stack([
@@ -82,7 +82,9 @@ def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str) ->
             look[s] = 0.0
             look[s, row * 3 + col] = 1.0
             claim[s] = attribute_vector(c, D).to(claim.dtype)
-    return (image, regions, sent, look, claim)
+    # the word fit (region word prediction) is a perception channel of the real regions: zeroed
+    fit = part[5] if len(part) > 5 else None
+    return (image, regions, sent, look, claim, None if fit is None else torch.zeros_like(fit))
 
 
 def transform(scenes: Mapping[str, S.Scene], normaliser: TextNormaliser, mode: str):

@@ -88,7 +88,7 @@ from cmisc_model.vocab import vocab_hash
 
 log = logging.getLogger(__name__)
 
-STEP_KEYS = ("loss", "text_loss", "image_loss", "match_loss", "match_accuracy")
+STEP_KEYS = ("loss", "text_loss", "image_loss", "match_loss", "match_accuracy", "region_words_loss")
 
 
 # What the declared DVC metric keeps (DVCLive's summary, pruned at the end): every key
@@ -133,6 +133,10 @@ class TrainConfig:
     ground_epochs: int = 20
     ground_batch: int = 128  # texts per step; each picks its image among this many
     ground_lr: float = 0.003
+    # Grounding before training too (0 = off): the untrained CNN's regions already show colour
+    # and place, so position words find their cell in a few epochs, and region word prediction
+    # then learns from the region a sentence is about rather than from a blur of all nine.
+    pre_ground_epochs: int = 10
 
 
 @dataclass
@@ -443,6 +447,13 @@ def train(
         if d.main:
             log.info("resuming from %s: step %d, epoch %d, batch %d", last_path, step, start_epoch, start_batch)
 
+    if not resuming and tc.pre_ground_epochs > 0 and model.sentence_match_head is not None:
+        # before the DDP wrap: every rank grounds, then DDP starts them all from rank 0's weights
+        from cmisc_model.grounding import ground
+
+        plain = AutoencoderDataset(train_rows, vocab, normaliser, cfg.image_size, False, dc.resize_factor)
+        ground(model, plain, tc.pre_ground_epochs, tc.ground_batch, tc.ground_lr, seed, d.device, progress and d.main)
+
     net = model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -563,7 +574,8 @@ def train(
             samples += len(batch["pair_ids"]) * d.world
             values = {"loss": out.loss.item(), "text_loss": out.text_loss.item(),
                       "image_loss": out.image_loss.item(), "match_loss": out.match_loss.item(),
-                      "match_accuracy": out.match_accuracy.item()}
+                      "match_accuracy": out.match_accuracy.item(),
+                      "region_words_loss": out.region_words_loss.item()}
             for sums in (window, epoch_sums):
                 for k, v in values.items():
                     sums[k] += v

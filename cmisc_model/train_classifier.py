@@ -195,7 +195,8 @@ def predict_probs(model: Classifier, ds: AutoencoderDataset, batch_size: int, de
 @torch.no_grad()
 def cache_parts(encoder: ArticleEncoder, ds: AutoencoderDataset, batch_size: int, device: torch.device) -> list:
     """Each item's encoder parts (eval mode, centre crop), computed once:
-    ``[(image, regions, sentences, look, claim)]`` (the last two None for late fusion)."""
+    ``[(image, regions, sentences, look, claim, fit)]`` (the last three None for late fusion,
+    fit None without region word prediction)."""
     was_training = encoder.training
     encoder.eval()
     cache: list = [None] * len(ds)
@@ -208,7 +209,8 @@ def cache_parts(encoder: ArticleEncoder, ds: AutoencoderDataset, batch_size: int
             regions = None if parts.regions is None else parts.regions[b]
             look = None if parts.look is None else parts.look[b, :n]
             claim = None if parts.claim is None else parts.claim[b, :n]
-            cache[i] = (parts.image[b], regions, parts.sentences[b, :n], look, claim)
+            fit = None if parts.fit is None else parts.fit[b, :n]
+            cache[i] = (parts.image[b], regions, parts.sentences[b, :n], look, claim, fit)
     encoder.train(was_training)
     return cache
 
@@ -234,9 +236,10 @@ def cached_batch(cache: list, indices: list[int], drop: torch.nn.Module) -> Enco
         return out
 
     look, claim = padded(3), padded(4)
+    fit = padded(5) if len(cache[indices[0]]) > 5 else None
     if claim is not None:
         claim = drop(claim) * mask.unsqueeze(2)
-    return EncodedParts(drop(image), regions, drop(sentences) * mask.unsqueeze(2), mask, look, claim)
+    return EncodedParts(drop(image), regions, drop(sentences) * mask.unsqueeze(2), mask, look, claim, fit)
 
 
 def freeze_feature_parts(model: Classifier) -> None:

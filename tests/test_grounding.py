@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cmisc_model.data import AutoencoderDataset
+from cmisc_model.data import AutoencoderDataset, collate
 from cmisc_model.grounding import ground
 from cmisc_model.models.autoencoder import Autoencoder
 from cmisc_model.models.classifier import Classifier
@@ -74,7 +74,47 @@ def test_evidence_head_reads_the_regions_and_the_2017_head_does_not_have_one():
         return torch.cat([t, t.new_zeros(t.shape[0], 1, *t.shape[2:])], dim=1)
 
     padded = EncodedParts(parts.image, parts.regions, pad(parts.sentences), pad(parts.sentence_mask),
-                          pad(parts.look), pad(parts.claim))
+                          pad(parts.look), pad(parts.claim), pad(parts.fit))
     assert torch.allclose(model.from_parts(padded).sc_logits, out.sc_logits, atol=1e-5)
     paper = Classifier(ArticleEncoder(tiny_config()), ClassifierConfig(evidence_dim=0))
     assert paper.evidence is None and paper.cmi_head.in_features == ClassifierConfig().hidden_dim
+
+
+def test_region_word_prediction_teaches_the_regions_what_the_texts_say_is_there(tmp_path):
+    """After grounding (sentences look at their cell), predicting each sentence's words from
+    that cell makes the regions say which colour stands there, and the sentence fit then
+    tells a right colour word from a wrong one, which the classifier reads."""
+    torch.manual_seed(0)
+    rows, vocab, ds = world(tmp_path)
+    model = Autoencoder(tiny_config(vocab_size=len(vocab), image_size=48))
+    ground(model, ds, 60, 16, 0.01, 0, torch.device("cpu"))
+    batch = collate([ds[i] for i in range(len(ds))])
+    images, tokens = batch["images"], batch["tokens"]  # (64, 3, 48, 48), (64, 1, T)
+    swapped = tokens.clone()  # the same texts with the other colour word
+    red, blue = vocab["red"], vocab["blue"]
+    swapped[tokens == red], swapped[tokens == blue] = blue, red
+    model.eval()  # no dropout: compare fits, not noise
+
+    def fit_gap() -> float:
+        with torch.no_grad():
+            right = model.encoder.encode_parts(images, tokens).fit[:, 0, 0]  # (64,) mean gain
+            wrong = model.encoder.encode_parts(images, swapped).fit[:, 0, 0]
+        return float((right - wrong).mean())
+
+    before = fit_gap()
+    params = [*model.encoder.image.parameters(), *model.encoder.region_words.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=0.01)
+    for _ in range(60):
+        loss = model.region_words(model.encoder.encode_parts(images, tokens), tokens)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert fit_gap() > before + 0.2, (before, fit_gap())
+    # the region where the square stands now names its colour
+    with torch.no_grad():
+        regions = model.encoder.encode_parts(images, tokens).regions  # (64, 9, D)
+        logits = model.encoder.region_words(regions)[..., [red, blue]]  # (64, 9, 2)
+    cells = torch.tensor([r["cell"] for r in rows])
+    said = logits[torch.arange(len(rows)), cells].argmax(dim=1)  # 0 red, 1 blue
+    truth = torch.tensor([int(r["text_blocks"][0]["sentences"][0].startswith("blue")) for r in rows])
+    assert (said == truth).float().mean() > 0.9

@@ -140,9 +140,21 @@ def assert_every_parameter_has_a_gradient(model: torch.nn.Module) -> None:
 
 def test_every_autoencoder_parameter_gets_a_gradient():
     model = Autoencoder(tiny_config()).train()
+    with torch.no_grad():  # as after grounding: sentences look at one region, so region words count
+        model.encoder.where.weight.mul_(100)
     images, tokens = make_batch()
-    model(images, tokens).loss.backward()
+    out = model(images, tokens)
+    assert out.region_words_loss.item() > 0
+    out.loss.backward()
     assert_every_parameter_has_a_gradient(model)
+
+
+def test_region_word_prediction_counts_only_sentences_that_look_at_one_region():
+    model = Autoencoder(tiny_config()).train()  # at init every sentence looks nearly everywhere
+    images, tokens = make_batch()
+    assert model(images, tokens).region_words_loss.item() == 0.0
+    off = Autoencoder(tiny_config(region_words_weight=0.0))
+    assert off.encoder.region_words is None and off(images, tokens).region_words_loss.item() == 0.0
 
 
 def test_every_classifier_parameter_gets_a_gradient():
@@ -199,7 +211,9 @@ def test_text_loss_uses_token_ids_and_never_predicts_pad():
 
 def test_overfits_a_tiny_batch():
     torch.manual_seed(1)
-    model = Autoencoder(tiny_config(dropout=0.0)).train()
+    # region word prediction joins the loss only once sentences look at one region, so the
+    # total would not fall from step 0; it learns in test_grounding.py
+    model = Autoencoder(tiny_config(dropout=0.0, region_words_weight=0.0)).train()
     _, tokens = make_batch()
     # smooth images: a 30x30-thumbnail decoder can learn them, unlike pixel noise
     images = F.interpolate(torch.rand(4, 3, 4, 4) * 2 - 1, size=(32, 32), mode="bilinear")
@@ -255,6 +269,8 @@ def test_classifier_loss_is_the_sum_of_the_two_cross_entropies():
 
 def test_works_under_bf16_autocast():
     model = Autoencoder(tiny_config()).train()
+    with torch.no_grad():  # sentences look at one region, so region word prediction counts too
+        model.encoder.where.weight.mul_(100)
     images, tokens = make_batch()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(images, tokens)

@@ -24,11 +24,11 @@ SENTENCES = ["a large red star is shown in the upper left .",   # correct
 def cached(n_sentences: int, L: int = 9, D: int = 32) -> tuple:
     torch.manual_seed(0)
     return (torch.randn(D), torch.randn(L, D), torch.randn(n_sentences, 16),
-            torch.softmax(torch.randn(n_sentences, L), 1), torch.randn(n_sentences, D))
+            torch.softmax(torch.randn(n_sentences, L), 1), torch.randn(n_sentences, D), torch.randn(n_sentences, 2))
 
 
 def test_regions_hold_the_objects_and_mentions_look_at_their_region():
-    _, regions, _, look, claim = oracle_item(cached(3), SCENE, SENTENCES, "both")
+    _, regions, _, look, claim, _ = oracle_item(cached(3), SCENE, SENTENCES, "both")
     assert regions[0].sum() > 0 and regions[8].sum() > 0  # upper left, lower right
     assert regions[[1, 2, 3, 4, 5, 6, 7]].abs().sum() == 0
     assert look[0].argmax() == 0 and look[0].max() == 1 and look[2].argmax() == 8
@@ -40,13 +40,14 @@ def test_regions_hold_the_objects_and_mentions_look_at_their_region():
 
 def test_image_mode_keeps_the_autoencoders_looks_and_claims():
     part = cached(3)
-    _, regions, _, look, claim = oracle_item(part, SCENE, SENTENCES, "image")
+    _, regions, _, look, claim, fit = oracle_item(part, SCENE, SENTENCES, "image")
     assert torch.equal(look, part[3]) and torch.equal(claim, part[4])
+    assert fit.shape == part[5].shape and fit.abs().sum() == 0  # the real regions' word fit: zeroed
     assert not torch.equal(regions, part[1])
 
 
 def test_salient_mode_marks_the_largest_object_only():
-    _, regions, _, _, _ = oracle_item(cached(3), SCENE, SENTENCES, "salient")
+    _, regions, _, _, _, _ = oracle_item(cached(3), SCENE, SENTENCES, "salient")
     assert regions[0, 19] > 0 and regions[8, 19] == 0
     assert attribute_vector(None, 32).abs().sum() == 0
 

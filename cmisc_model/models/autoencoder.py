@@ -13,7 +13,14 @@ fusion every text is also scored against *every* image of the batch by its
 sentences' summed agreement with what that sentence looks at (InfoNCE, 15
 negatives per text at batch 16): with one negative per text and a head on
 the article only, matching stayed at chance for 500 steps. The
-encoder parts are computed once; only the fusion runs twice. The encoder is its own module
+encoder parts are computed once; only the fusion runs twice.
+
+Region word prediction (departure from 2017, issue 10; ``region_words_weight``):
+each sentence's words are predicted from the region it looks at (a linear map
+to the vocabulary, ``ArticleEncoder.region_words``). Matching is won by colour
+and place, so the regions never had to say more; told by the texts which
+words belong to a region, they must. Only sentences that look at one region
+(mentions) count; filler looks everywhere and predicts nothing about it. The encoder is its own module
 (``self.encoder``), so the classifier can take it, and its state dict lives
 under the ``encoder.`` prefix of the autoencoder's.
 """
@@ -40,6 +47,7 @@ class AEOutput(NamedTuple):
     recon: torch.Tensor  # (B, 3, H, W) reconstructed image in [-1, 1]
     match_loss: torch.Tensor  # ITM BCE (0 when matching_weight is 0 or no negative exists)
     match_accuracy: torch.Tensor  # share of ITM decisions (own and other image) that are right
+    region_words_loss: torch.Tensor  # mean -log P(word | its sentence's region) (0 when off)
 
 
 class Autoencoder(nn.Module):
@@ -88,8 +96,22 @@ class Autoencoder(nn.Module):
         # image-text matching: own image (1) vs the previous item's image (0)
         match_loss, match_acc = self.match(article, agreement, parts, image_keys)
 
-        loss = text_loss + self.cfg.image_loss_weight * image_loss + self.cfg.matching_weight * match_loss
-        return AEOutput(loss, text_loss, image_loss, n_tokens, recon, match_loss, match_acc)
+        # region word prediction: each mention's words from the region it looks at
+        region_words_loss = self.region_words(parts, tokens)
+
+        loss = (text_loss + self.cfg.image_loss_weight * image_loss + self.cfg.matching_weight * match_loss
+                + self.cfg.region_words_weight * region_words_loss)
+        return AEOutput(loss, text_loss, image_loss, n_tokens, recon, match_loss, match_acc, region_words_loss)
+
+    def region_words(self, parts, tokens: torch.Tensor) -> torch.Tensor:
+        """Mean -log P(word | the region its sentence looks at) over the known words of the
+        sentences that look at one region (attention peak > 0.3; the uniform look is 1/9)."""
+        if getattr(self.encoder, "region_words", None) is None:
+            return parts.image.new_zeros((), dtype=torch.float32)
+        logp = self.encoder.word_log_probs(parts.look, parts.regions).gather(2, tokens)  # (B, S, T)
+        looking = parts.look.detach().amax(dim=2, keepdim=True) > 0.3  # (B, S, 1)
+        counted = (tokens > 1) & looking  # (B, S, T) not pad, not unknown
+        return -(logp * counted).sum() / counted.sum().clamp(min=1)
 
     def match(self, article: torch.Tensor, agreement: torch.Tensor | None, parts,
               image_keys: list | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -268,11 +268,13 @@ class EncodedParts(NamedTuple):
     sentence_mask: torch.Tensor  # (B, S) True at real sentences
     look: torch.Tensor | None = None  # (B, S, G*G) where each sentence looks; cross-attention only
     claim: torch.Tensor | None = None  # (B, S, D_i) what each sentence says is there; cross-attention only
+    fit: torch.Tensor | None = None  # (B, S, 2) how well the region it looks at explains its words; region words only
 
     def roll(self, shifts: int = 1) -> EncodedParts:
         """Every text with the image of the item ``shifts`` places earlier (image-text matching negatives)."""
         regions = None if self.regions is None else self.regions.roll(shifts, dims=0)
-        return self._replace(image=self.image.roll(shifts, dims=0), regions=regions)
+        # fit depends on the image: not valid for the rolled pairing
+        return self._replace(image=self.image.roll(shifts, dims=0), regions=regions, fit=None)
 
 
 class ArticleEncoder(nn.Module):
@@ -323,6 +325,9 @@ class ArticleEncoder(nn.Module):
                 self.where.weight[0].zero_()
                 self.what.weight[0].zero_()
             self.compare = nn.Sequential(nn.Linear(cfg.sentence_dim + cfg.image_dim, cfg.sentence_dim), nn.ReLU())
+            # Region word prediction (``region_words_weight``): which words a region explains
+            # (departure from 2017, issue 10; see ``word_fit``).
+            self.region_words = nn.Linear(cfg.image_dim, cfg.vocab_size) if cfg.region_words_weight > 0 else None
 
         nn.init.uniform_(self.embed.weight, -cfg.init_range, cfg.init_range)
         with torch.no_grad():
@@ -366,10 +371,36 @@ class ArticleEncoder(nn.Module):
         if regions is not None:
             regions = self.drop(regions)
         sentences = self.encode_sentences(tokens)  # (B, S, D_s)
-        look = claim = None
+        look = claim = fit = None
         if regions is not None:
             look, claim = self.ground(tokens)  # (B, S, G*G), (B, S, D_i)
-        return EncodedParts(image, regions, sentences, (tokens != 0).any(dim=2), look, claim)
+            if getattr(self, "region_words", None) is not None:
+                fit = self.sentence_fit(look, regions, tokens)  # (B, S, 2)
+        return EncodedParts(image, regions, sentences, (tokens != 0).any(dim=2), look, claim, fit)
+
+    def word_log_probs(self, look: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+        """log P(word | what is where the sentence looks): (B, S, G*G), (B, G*G, D_i) -> (B, S, V)."""
+        seen = look @ regions.to(look.dtype)  # (B, S, D_i)
+        return F.log_softmax(self.region_words(seen).float(), dim=-1)  # (B, S, V)
+
+    def sentence_fit(self, look: torch.Tensor, regions: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """How much better the region a sentence looks at explains its words than the image's other
+        regions do, per word log P(w | its region) - mean over regions of log P(w | region):
+        (mean, min) over the sentence's known words, (B, S, 2). A correct "large red circle"
+        fits its region; a wrong colour or shape word fits it worse than an empty region does."""
+        B, S, T = tokens.shape
+        G = regions.shape[1]
+        here = self.word_log_probs(look, regions).gather(2, tokens)  # (B, S, T)
+        every = F.log_softmax(self.region_words(regions).float(), dim=-1)  # (B, G*G, V)
+        idx = tokens.reshape(B, 1, S * T).expand(B, G, S * T)  # (B, G*G, S*T)
+        anywhere = every.gather(2, idx).mean(dim=1).view(B, S, T)  # (B, S, T)
+        gain = here - anywhere  # (B, S, T)
+        known = tokens > 1  # (B, S, T)
+        n = known.sum(dim=2).clamp(min=1)  # (B, S)
+        mean = (gain * known).sum(dim=2) / n  # (B, S)
+        low = gain.masked_fill(~known, float("inf")).amin(dim=2)  # (B, S)
+        low = torch.where(known.any(dim=2), low, torch.zeros_like(low))
+        return torch.stack([mean, low], dim=2)  # (B, S, 2)
 
     def ground(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens (B, S, T) -> (where each sentence looks: attention over the regions (B, S, G*G),
