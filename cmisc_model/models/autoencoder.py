@@ -13,16 +13,16 @@ fusion every text is also scored against *every* image of the batch by its
 sentences' summed agreement with what that sentence looks at (InfoNCE, 15
 negatives per text at batch 16): with one negative per text and a head on
 the article only, matching stayed at chance for 500 steps. The
-encoder parts are computed once; only the fusion runs twice.
+encoder parts are computed once; only the fusion runs twice. The encoder is its own module
+(``self.encoder``), so the classifier can take it, and its state dict lives
+under the ``encoder.`` prefix of the autoencoder's.
 
 Region word prediction (departure from 2017, issue 10; ``region_words_weight``):
 each sentence's words are predicted from the region it looks at (a linear map
 to the vocabulary, ``ArticleEncoder.region_words``). Matching is won by colour
 and place, so the regions never had to say more; told by the texts which
 words belong to a region, they must. Only sentences that look at one region
-(mentions) count; filler looks everywhere and predicts nothing about it. The encoder is its own module
-(``self.encoder``), so the classifier can take it, and its state dict lives
-under the ``encoder.`` prefix of the autoencoder's.
+(mentions) count; filler looks everywhere and predicts nothing about it.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class Autoencoder(nn.Module):
     def region_words(self, parts, tokens: torch.Tensor) -> torch.Tensor:
         """Mean -log P(word | the region its sentence looks at) over the known words of the
         sentences that look at one region (attention peak > 0.3; the uniform look is 1/9)."""
-        if getattr(self.encoder, "region_words", None) is None:
+        if self.encoder.region_words is None:
             return parts.image.new_zeros((), dtype=torch.float32)
         logp = self.encoder.word_log_probs(parts.look, parts.regions).gather(2, tokens)  # (B, S, T)
         looking = parts.look.detach().amax(dim=2, keepdim=True) > 0.3  # (B, S, 1)

@@ -53,7 +53,7 @@ class Classifier(nn.Module):
             self.claim_proj, self.region_proj = nn.Linear(d, h), nn.Linear(d, h)
             # + how sharply the sentence looks at one region (a mention looks at one; filler
             # everywhere) and, with region word prediction, how well that region explains its words
-            self.n_fit = 2 if getattr(encoder, "region_words", None) is not None else 0
+            self.n_fit = 2 if encoder.region_words is not None else 0
             self.evidence = nn.Sequential(nn.Linear(3 * h + 1 + self.n_fit, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
             self.region_self = nn.Sequential(nn.Linear(d, h), nn.ReLU())  # what the region shows
             self.region_joint = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU())
@@ -81,7 +81,7 @@ class Classifier(nn.Module):
         peak = look.amax(dim=2, keepdim=True).to(claim.dtype)  # (B, S, 1)
         facts = [claim * seen, seen, claim, peak]
         if self.n_fit:
-            facts.append(parts.fit.to(claim.dtype) / 5)  # (B, S, 2) log-prob gains, ~[-10, 10] -> ~[-2, 2]
+            facts.append(parts.fit.to(claim.dtype))  # (B, S, 2) log-prob gains, within about ±1
         sentence = self.evidence(torch.cat(facts, dim=2)) * mask.unsqueeze(2)  # (B, S, h)
         said = look.transpose(1, 2) @ sentence  # (B, L, h) what the text says about each region
         region = self.region_joint(torch.cat([said, self.region_self(parts.regions.to(claim.dtype))], dim=2))  # (B, L, h)

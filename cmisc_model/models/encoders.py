@@ -304,6 +304,7 @@ class ArticleEncoder(nn.Module):
         self.text_lstm = nn.LSTM(cfg.sentence_dim, cfg.text_dim, batch_first=True)
         self.fuse = nn.Linear(cfg.text_dim + cfg.image_dim, cfg.article_dim)
         self.drop = nn.Dropout(cfg.dropout)
+        self.region_words = None  # cross-attention with region_words_weight > 0 only
         if cfg.fusion == "cross_attention":
             # Departure from 2017: the sentence embedding also has a bag-of-words path
             # (a linear map of the mean word vector). At init the LSTM's last state
@@ -326,8 +327,9 @@ class ArticleEncoder(nn.Module):
                 self.what.weight[0].zero_()
             self.compare = nn.Sequential(nn.Linear(cfg.sentence_dim + cfg.image_dim, cfg.sentence_dim), nn.ReLU())
             # Region word prediction (``region_words_weight``): which words a region explains
-            # (departure from 2017, issue 10; see ``word_fit``).
-            self.region_words = nn.Linear(cfg.image_dim, cfg.vocab_size) if cfg.region_words_weight > 0 else None
+            # (departure from 2017, issue 10; ``word_log_probs``, ``sentence_fit``).
+            if cfg.region_words_weight > 0:
+                self.region_words = nn.Linear(cfg.image_dim, cfg.vocab_size)
 
         nn.init.uniform_(self.embed.weight, -cfg.init_range, cfg.init_range)
         with torch.no_grad():
@@ -374,7 +376,7 @@ class ArticleEncoder(nn.Module):
         look = claim = fit = None
         if regions is not None:
             look, claim = self.ground(tokens)  # (B, S, G*G), (B, S, D_i)
-            if getattr(self, "region_words", None) is not None:
+            if self.region_words is not None:
                 fit = self.sentence_fit(look, regions, tokens)  # (B, S, 2)
         return EncodedParts(image, regions, sentences, (tokens != 0).any(dim=2), look, claim, fit)
 
@@ -386,8 +388,8 @@ class ArticleEncoder(nn.Module):
     def sentence_fit(self, look: torch.Tensor, regions: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """How much better the region a sentence looks at explains its words than the image's other
         regions do, per word log P(w | its region) - mean over regions of log P(w | region):
-        (mean, min) over the sentence's known words, (B, S, 2). A correct "large red circle"
-        fits its region; a wrong colour or shape word fits it worse than an empty region does."""
+        (mean, min) over the sentence's known words, (B, S, 2). The words of a correct "large red
+        circle" fit its region; a wrong colour word fits it worse than the other regions do."""
         B, S, T = tokens.shape
         G = regions.shape[1]
         here = self.word_log_probs(look, regions).gather(2, tokens)  # (B, S, T)
