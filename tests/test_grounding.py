@@ -102,7 +102,8 @@ def test_region_word_prediction_teaches_the_regions_what_the_texts_say_is_there(
         return float((right - wrong).mean())
 
     before = fit_gap()
-    params = [*model.encoder.image.parameters(), *model.encoder.region_words.parameters()]
+    params = [*model.encoder.image.parameters(), *model.encoder.region_words.parameters(),
+              *model.encoder.word_context.parameters()]
     optimizer = torch.optim.AdamW(params, lr=0.01)
     for _ in range(60):
         loss = model.region_words(model.encoder.encode_parts(images, tokens), tokens)
@@ -114,6 +115,34 @@ def test_region_word_prediction_teaches_the_regions_what_the_texts_say_is_there(
     with torch.no_grad():
         regions = model.encoder.encode_parts(images, tokens).regions  # (64, 9, D)
         logits = model.encoder.region_words(regions)[..., [red, blue]]  # (64, 9, 2)
+    cells = torch.tensor([r["cell"] for r in rows])
+    said = logits[torch.arange(len(rows)), cells].argmax(dim=1)  # 0 red, 1 blue
+    truth = torch.tensor([int(r["text_blocks"][0]["sentences"][0].startswith("blue")) for r in rows])
+    assert (said == truth).float().mean() > 0.9
+
+
+def test_region_word_phase_teaches_the_image_encoder_and_leaves_where_sentences_look(tmp_path):
+    """``teach_regions`` (after grounding): trains the image encoder and the word experts on
+    region word prediction alone, so each square's region names its colour; ``where`` and
+    ``what`` (grounding's) stay as they were."""
+    from cmisc_model.grounding import teach_regions
+
+    torch.manual_seed(0)
+    rows, vocab, ds = world(tmp_path)
+    model = Autoencoder(tiny_config(vocab_size=len(vocab), image_size=48))
+    ground(model, ds, 60, 16, 0.01, 0, torch.device("cpu"))
+    where = model.encoder.where.weight.clone()
+    what = model.encoder.what.weight.clone()
+    cnn = model.encoder.image.cnn.blocks[0].weight.clone()
+    first = teach_regions(model, ds, 4, 16, 0.0, 0, torch.device("cpu"))  # lr 0: the loss before
+    out = teach_regions(model, ds, 80, 16, 0.01, 0, torch.device("cpu"))
+    assert out["loss"] < first["loss"] - 0.5, (first, out)
+    assert torch.equal(model.encoder.where.weight, where) and torch.equal(model.encoder.what.weight, what)
+    assert not torch.equal(model.encoder.image.cnn.blocks[0].weight, cnn)
+    batch = collate([ds[i] for i in range(len(ds))])
+    with torch.no_grad():
+        regions = model.encoder.encode_parts(batch["images"], batch["tokens"]).regions  # (64, 9, D)
+        logits = model.encoder.region_words(regions)[..., [vocab["red"], vocab["blue"]]]  # (64, 9, 2)
     cells = torch.tensor([r["cell"] for r in rows])
     said = logits[torch.arange(len(rows)), cells].argmax(dim=1)  # 0 red, 1 blue
     truth = torch.tensor([int(r["text_blocks"][0]["sentences"][0].startswith("blue")) for r in rows])

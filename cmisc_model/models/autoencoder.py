@@ -18,11 +18,17 @@ encoder parts are computed once; only the fusion runs twice. The encoder is its 
 under the ``encoder.`` prefix of the autoencoder's.
 
 Region word prediction (departure from 2017, issue 10; ``region_words_weight``):
-each sentence's words are predicted from the region it looks at (a linear map
-to the vocabulary, ``ArticleEncoder.region_words``). Matching is won by colour
-and place, so the regions never had to say more; told by the texts which
-words belong to a region, they must. Only sentences that look at one region
-(mentions) count; filler looks everywhere and predicts nothing about it.
+each sentence's words are predicted from the region it looks at. Matching is won
+by colour and place, so the regions never had to say more; told by the texts
+which words belong to a region, they must. Only sentences that look at one
+region (mentions) count; filler looks everywhere and predicts nothing about it.
+The prediction is a product of two experts (``ArticleEncoder.word_log_probs``):
+the region (a linear map to the vocabulary) and the word before and after each
+word. The neighbours explain the sentence's form ("is shown in the"), so the
+region's gradient comes from the words only the image can tell (which colour,
+which shape); with the region alone, function words' residuals led the CNN's
+gradient and shapes were never learnt (session 9). After training, a phase on
+this loss alone teaches the image encoder shapes (``grounding.teach_regions``).
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ class Autoencoder(nn.Module):
         that shares its image as a negative (default: all images differ)."""
         target = images if target_images is None else target_images  # (B, 3, H, W)
 
-        parts = self.encoder.encode_parts(images, tokens)
+        parts = self.encoder.encode_parts(images, tokens, with_fit=False)
         article, agreement = self.encoder.fuse_parts(parts, with_agreement=True)  # (B, A), (B, S, D_i) | None
 
         # text: word vectors vs the shared embedding table
@@ -104,13 +110,17 @@ class Autoencoder(nn.Module):
         return AEOutput(loss, text_loss, image_loss, n_tokens, recon, match_loss, match_acc, region_words_loss)
 
     def region_words(self, parts, tokens: torch.Tensor) -> torch.Tensor:
-        """Mean -log P(word | the region its sentence looks at) over the known words of the
-        sentences that look at one region (attention peak > 0.3; the uniform look is 1/9)."""
+        """Mean -log P(word | the words beside it, the region its sentence looks at) over the known
+        words of the sentences that look at one region (attention peak > 0.3; the uniform look is 1/9)."""
         if self.encoder.region_words is None:
             return parts.image.new_zeros((), dtype=torch.float32)
-        logp = self.encoder.word_log_probs(parts.look, parts.regions).gather(2, tokens)  # (B, S, T)
-        looking = parts.look.detach().amax(dim=2, keepdim=True) > 0.3  # (B, S, 1)
-        counted = (tokens > 1) & looking  # (B, S, T) not pad, not unknown
+        looking = parts.look.detach().amax(dim=2) > 0.3  # (B, S)
+        pick = looking.clone()
+        pick[0, 0] = True  # at least one sentence, so that both experts always get a gradient (DDP)
+        seen = (parts.look @ parts.regions.to(parts.look.dtype))[pick]  # (N, D_i)
+        tok = tokens[pick]  # (N, T)
+        logp = self.encoder.word_log_probs(tok, seen)  # (N, T)
+        counted = (tok > 1) & looking[pick].unsqueeze(1)  # not pad, not unknown, a looking sentence
         return -(logp * counted).sum() / counted.sum().clamp(min=1)
 
     def match(self, article: torch.Tensor, agreement: torch.Tensor | None, parts,

@@ -81,7 +81,7 @@ class Classifier(nn.Module):
         peak = look.amax(dim=2, keepdim=True).to(claim.dtype)  # (B, S, 1)
         facts = [claim * seen, seen, claim, peak]
         if self.n_fit:
-            facts.append(parts.fit.to(claim.dtype))  # (B, S, 2) log-prob gains, within about ±1
+            facts.append(parts.fit.to(claim.dtype))  # (B, S, 2) log-prob gains, within about ±3
         sentence = self.evidence(torch.cat(facts, dim=2)) * mask.unsqueeze(2)  # (B, S, h)
         said = look.transpose(1, 2) @ sentence  # (B, L, h) what the text says about each region
         region = self.region_joint(torch.cat([said, self.region_self(parts.regions.to(claim.dtype))], dim=2))  # (B, L, h)
