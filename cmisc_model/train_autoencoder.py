@@ -122,7 +122,7 @@ class TrainConfig:
     batch_size: int = 16  # per process (2017: 16)
     eval_batch_size: int = 32
     clip_norm: float = 5.0  # global gradient norm (2017)
-    epochs: int = 2  # sample world: ~180 steps per epoch
+    epochs: int = 2  # sample world: ~180 steps per epoch (3 before the region word phase paid for it)
     max_steps: int | None = None  # stop after this many optimizer steps (None = run all epochs)
     log_every: int = 10  # steps between DVCLive train rows (means over those steps)
     checkpoint_every: int = 100  # steps between last.pt writes (also written after each epoch)
@@ -137,9 +137,10 @@ class TrainConfig:
     # and place, so position words find their cell in a few epochs, and region word prediction
     # then learns from the region a sentence is about rather than from a blur of all nine.
     pre_ground_epochs: int = 10
-    # The region word phase after grounding (grounding.teach_regions; departure from 2017,
-    # region word prediction only; 0 = off): the image encoder trained on region words alone,
-    # then grounded again. In the joint loss shapes stayed at chance.
+    # The region word phase after training (grounding.teach_regions; departure from 2017; with
+    # region word prediction and the grounding phase only; 0 = off): the image encoder trained
+    # on region words alone, before the grounding phase runs on its new regions. In the joint
+    # loss shapes stayed near chance.
     region_words_steps: int = 700
     region_words_lr: float = 0.001
 
