@@ -162,7 +162,7 @@ def test_region_word_prediction_counts_only_sentences_that_look_at_one_region():
 
 def test_every_classifier_parameter_gets_a_gradient():
     model = Classifier(ArticleEncoder(tiny_config()), ClassifierConfig(article_in_head=True)).train()
-    with torch.no_grad():  # sentences look at one region, so they have a word fit (the fit's experts learn)
+    with torch.no_grad():  # sentences look at one region, so they have a word fit (region_words learns through it)
         model.encoder.where.weight.mul_(100)
     images, tokens = make_batch()
     out = model(images, tokens, torch.tensor([0, 1, 2, 4]), torch.tensor([4, 3, 2, 0]))
