@@ -127,6 +127,7 @@ def teach_regions(model, ds: AutoencoderDataset, steps: int, batch_size: int, lr
             _, regions = enc.image(images)  # (B, G*G, D_i)
             with torch.no_grad():
                 look, claim = enc.ground(tokens)  # (B, S, G*G) fixed
+            # the loss reads only where each sentence looks and the regions; the rest fills the tuple
             parts = EncodedParts(regions[:, 0], enc.drop(regions), claim, (tokens != 0).any(dim=2), look, claim)
             loss = model.region_words(parts, tokens)
             optimizer.zero_grad(set_to_none=True)
