@@ -12,7 +12,15 @@ the classifier stage, on the same K labelled splits:
 - ``both``: in addition every mention sentence looks at exactly its region
   and claims exactly its attributes (parsed with the generator's own
   ``scenes.parse_claim``); other sentences look everywhere and claim nothing;
-- ``salient``: as ``both``, with one more bit marking the salient object.
+- ``salient``: as ``both``, with one more bit marking the salient object;
+- ``verdict``: regions, looks and claims stay the autoencoder's; only the word
+  fit (how well the region explains a sentence's words, the classifier's
+  per-mention verdict channel) becomes the true verdict: +1 for a correct
+  mention, -1 for a contradicting one, 0 otherwise. What a perfect verdict
+  from the image side would give, with everything else as perceived;
+- ``verdict_salient``: as ``verdict``, and the first dimension of every real
+  region vector is overwritten by a bit (x 3) marking the salient object's
+  region: what a model that also knew which object is the largest would give.
 
 If the head is far from 1.0 with ``both``, the labels (how many, how they are
 pooled) limit it, not the image or text features; what ``image`` adds over
@@ -37,7 +45,7 @@ from cmisc_model import schemas
 from cmisc_model.probe import region_targets
 from cmisc_model.text import TextNormaliser
 
-MODES = ("real", "image", "both", "salient")
+MODES = ("real", "image", "both", "salient", "verdict", "verdict_salient")
 COLOURS = list(S.COLOURS)
 # Attribute layout of an oracle vector (the rest of image_dim stays 0); scaled so
 # that products of two vectors are of the size the head's projections start with.
@@ -60,10 +68,32 @@ def attribute_vector(obj: S.SceneObject | S.Claim | None, dim: int, salient: boo
     return v * SCALE
 
 
+def true_verdicts(scene: S.Scene, sentences: list[str], fit: torch.Tensor) -> torch.Tensor:
+    """The word fit (n, F) replaced by each sentence's true verdict: +1 correct, -1 contradicting,
+    0 for an absent object or a sentence that is no mention, in every channel."""
+    if len(sentences) != fit.shape[0]:
+        raise ValueError(f"{len(sentences)} sentences but {fit.shape[0]} cached")
+    out = torch.zeros_like(fit)
+    for s, text in enumerate(sentences):
+        c = S.parse_claim(text)
+        if c is not None:
+            out[s] = {"correct": 1.0, "contradicting": -1.0, "absent": 0.0}[S.verdict(scene, c)]
+    return out
+
+
 def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str) -> tuple:
-    """One cached item ``(image, regions (L, D), sentences, look (n, L), claim (n, D))`` with
-    the regions (and for ``both``/``salient`` the looks and claims) replaced by the truth."""
+    """One cached item ``(image, regions (L, D), sentences, look (n, L), claim (n, D), fit)`` with
+    the regions (and for ``both``/``salient`` the looks and claims) replaced by the truth; for
+    ``verdict``/``verdict_salient`` the fit (and one region dimension) instead."""
     image, regions, sent, look, claim = part[:5]
+    fit = part[5] if len(part) > 5 else None
+    if mode in ("verdict", "verdict_salient"):
+        if fit is None:
+            raise ValueError(f"mode {mode} needs an autoencoder with region word prediction (a word fit)")
+        if mode == "verdict_salient":
+            regions = regions.clone()
+            regions[:, 0] = torch.tensor([SCALE * (o is not None and o == scene.salient) for o in region_targets(scene)])
+        return (image, regions, sent, look, claim, true_verdicts(scene, sentences, fit))
     D = regions.shape[1]
     cells = region_targets(scene)
     regions = torch.stack([
@@ -83,7 +113,6 @@ def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str) ->
             look[s, row * 3 + col] = 1.0
             claim[s] = attribute_vector(c, D).to(claim.dtype)
     # the word fit (region word prediction) is a perception channel of the real regions: zeroed
-    fit = part[5] if len(part) > 5 else None
     return (image, regions, sent, look, claim, None if fit is None else torch.zeros_like(fit))
 
 

@@ -46,6 +46,18 @@ def test_image_mode_keeps_the_autoencoders_looks_and_claims():
     assert not torch.equal(regions, part[1])
 
 
+def test_verdict_mode_changes_only_the_word_fit_to_the_true_verdict():
+    part = cached(3)
+    image, regions, sent, look, claim, fit = oracle_item(part, SCENE, SENTENCES, "verdict")
+    assert all(torch.equal(a, b) for a, b in zip((image, regions, sent, look, claim), part[:5]))
+    assert fit.tolist() == [[1.0, 1.0], [0.0, 0.0], [-1.0, -1.0]]  # correct, filler, contradicting
+    _, regions, _, _, _, fit2 = oracle_item(part, SCENE, SENTENCES, "verdict_salient")
+    assert torch.equal(fit2, fit) and torch.equal(regions[:, 1:], part[1][:, 1:])
+    assert regions[:, 0].tolist() == [3.0] + [0.0] * 8  # the large red star, upper left
+    with pytest.raises(ValueError, match="word fit"):
+        oracle_item(part[:5], SCENE, SENTENCES, "verdict")
+
+
 def test_salient_mode_marks_the_largest_object_only():
     _, regions, _, _, _, _ = oracle_item(cached(3), SCENE, SENTENCES, "salient")
     assert regions[0, 19] > 0 and regions[8, 19] == 0
