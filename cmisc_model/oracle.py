@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 from collections.abc import Mapping
 
 import torch
@@ -72,9 +73,12 @@ def attribute_vector(obj: S.SceneObject | S.Claim | None, dim: int, salient: boo
     return v * SCALE
 
 
-def true_verdicts(scene: S.Scene, sentences: list[str], fit: torch.Tensor) -> torch.Tensor:
+def true_verdicts(scene: S.Scene, sentences: list[str], fit: torch.Tensor, flip: float = 0.0,
+                  rng: random.Random | None = None) -> torch.Tensor:
     """The word fit (n, F) replaced by each sentence's true verdict: +1 correct, -1 contradicting,
-    0 for an absent object or a sentence that is no mention, in every channel."""
+    0 for an absent object or a sentence that is no mention, in every channel. ``flip``: each
+    verdict of a depicted object is turned round with this probability (drawn from ``rng``), to
+    measure how sure a perceived verdict must be."""
     if len(sentences) != fit.shape[0]:
         raise ValueError(f"{len(sentences)} sentences but {fit.shape[0]} cached")
     out = torch.zeros_like(fit)
@@ -82,10 +86,13 @@ def true_verdicts(scene: S.Scene, sentences: list[str], fit: torch.Tensor) -> to
         c = S.parse_claim(text)
         if c is not None:
             out[s] = {"correct": 1.0, "contradicting": -1.0, "absent": 0.0}[S.verdict(scene, c)]
+            if flip and out[s, 0] != 0 and rng.random() < flip:
+                out[s] = -out[s]
     return out
 
 
-def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str) -> tuple:
+def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str, flip: float = 0.0,
+                rng: random.Random | None = None) -> tuple:
     """One cached item ``(image, regions (L, D), sentences, look (n, L), claim (n, D), fit)`` with
     the regions (and for ``both``/``salient`` the looks and claims) replaced by the truth; for
     ``verdict``/``verdict_salient`` the fit (and one region dimension) instead."""
@@ -98,7 +105,7 @@ def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str) ->
             regions = regions.clone()
             regions[:, 0] = torch.tensor([SCALE * (o is not None and o == scene.salient)
                                           for o in region_targets(scene)], dtype=regions.dtype)
-        return (image, regions, sent, look, claim, true_verdicts(scene, sentences, fit))
+        return (image, regions, sent, look, claim, true_verdicts(scene, sentences, fit, flip, rng))
     D = regions.shape[1]
     cells = region_targets(scene)
     regions = torch.stack([
@@ -121,9 +128,11 @@ def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str) ->
     return (image, regions, sent, look, claim, None if fit is None else torch.zeros_like(fit))
 
 
-def transform(scenes: Mapping[str, S.Scene], normaliser: TextNormaliser, mode: str):
+def transform(scenes: Mapping[str, S.Scene], normaliser: TextNormaliser, mode: str, flip: float = 0.0,
+              seed: int = 0):
     """A ``parts_transform`` for ``train_classifier.train_repeat``: items without a scene
-    (COCO's captions) keep their real parts."""
+    (COCO's captions) keep their real parts. ``flip`` (verdict modes): the share of verdicts
+    turned round, drawn per item from ``seed`` and its pair id (the same item, the same flips)."""
 
     def apply(cache: list, ds) -> list:
         if mode == "real":
@@ -134,14 +143,15 @@ def transform(scenes: Mapping[str, S.Scene], normaliser: TextNormaliser, mode: s
             if part is None or row["pair_id"] not in scenes:
                 continue
             sentences = [" ".join(t) for t in normaliser.blocks(row["text_blocks"], row["source"])]
-            out[i] = oracle_item(part, scenes[row["pair_id"]], sentences, mode)
+            rng = random.Random(f"{seed}:{row['pair_id']}")
+            out[i] = oracle_item(part, scenes[row["pair_id"]], sentences, mode, flip, rng)
         return out
 
     return apply
 
 
 def run_oracle(labelled_path, ae_dir, truth, mode: str, params_path="params.yaml", repeats: int | None = None,
-               device: str = "cpu") -> dict:
+               device: str = "cpu", flip: float = 0.0) -> dict:
     """K repeats of the classifier head on oracle parts -> val and test accuracy per repeat and mean."""
     from cmisc_model.ablations import read_scenes
     from cmisc_model.annotations import repeat_split
@@ -170,7 +180,9 @@ def run_oracle(labelled_path, ae_dir, truth, mode: str, params_path="params.yaml
     dev = torch.device(device)
     ae = read_autoencoder(ae_dir)
     normaliser = TextNormaliser(ae.text_cfg)
-    edit = transform(read_scenes(truth), normaliser, mode)
+    if flip and mode not in ("verdict", "verdict_salient"):
+        raise ValueError(f"--flip turns verdicts round: it needs mode verdict or verdict_salient, not {mode}")
+    edit = transform(read_scenes(truth), normaliser, mode, flip, seed)
     rows = schemas.read_table(labelled_path, schemas.LABELLED).to_pylist()
     per_repeat = []
     for k in range(repeats):
@@ -185,7 +197,7 @@ def run_oracle(labelled_path, ae_dir, truth, mode: str, params_path="params.yaml
                            "epoch": res["best"]["epoch"]})
     mean = {split: {t: sum(r[split][t] for r in per_repeat) / len(per_repeat) for t in ("cmi", "sc")}
             for split in ("val", "test")}
-    return {"mode": mode, "repeats": repeats, "mean": mean, "per_repeat": per_repeat}
+    return {"mode": mode, "flip": flip, "repeats": repeats, "mean": mean, "per_repeat": per_repeat}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,9 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth", default="data/sample_world/scenes.jsonl", help="the sample world's scenes.jsonl")
     ap.add_argument("--params", default="params.yaml", help="params file (the classifier's recipe)")
     ap.add_argument("--repeats", type=int, default=None, help="K (default: as the classifier stage)")
+    ap.add_argument("--flip", type=float, default=0.0,
+                    help="verdict modes: turn this share of the true verdicts round (how sure must perception be?)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    out = run_oracle(args.labelled, args.autoencoder, args.truth, args.mode, args.params, args.repeats)
+    out = run_oracle(args.labelled, args.autoencoder, args.truth, args.mode, args.params, args.repeats,
+                     flip=args.flip)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
@@ -54,6 +56,11 @@ def test_verdict_mode_changes_only_the_word_fit_to_the_true_verdict():
     _, regions, _, _, _, fit2 = oracle_item(part, SCENE, SENTENCES, "verdict_salient")
     assert torch.equal(fit2, fit) and torch.equal(regions[:, 1:], part[1][:, 1:])
     assert regions[:, 0].tolist() == [3.0] + [0.0] * 8  # the large red star, upper left
+    # --flip turns verdicts of depicted objects round, never a sentence that is no mention
+    *_, flipped = oracle_item(part, SCENE, SENTENCES, "verdict", 1.0, random.Random(0))
+    assert flipped.tolist() == [[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]]
+    *_, kept = oracle_item(part, SCENE, SENTENCES, "verdict", 0.0, random.Random(0))
+    assert torch.equal(kept, fit)
     with pytest.raises(ValueError, match="word fit"):
         oracle_item(part[:5], SCENE, SENTENCES, "verdict")
 
