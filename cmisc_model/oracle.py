@@ -50,7 +50,8 @@ from cmisc_model import schemas
 from cmisc_model.probe import region_targets
 from cmisc_model.text import TextNormaliser
 
-MODES = ("real", "image", "both", "salient", "verdict", "verdict_salient")
+VERDICT_MODES = ("verdict", "verdict_salient")  # real parts, the true verdict as the word fit
+MODES = ("real", "image", "both", "salient", *VERDICT_MODES)
 COLOURS = list(S.COLOURS)
 # Attribute layout of an oracle vector (the rest of image_dim stays 0); scaled so
 # that products of two vectors are of the size the head's projections start with.
@@ -73,6 +74,11 @@ def attribute_vector(obj: S.SceneObject | S.Claim | None, dim: int, salient: boo
     return v * SCALE
 
 
+def salient_cells(scene: S.Scene) -> list[bool]:
+    """Per region (the encoder's order): does the salient object stand there?"""
+    return [o is not None and o == scene.salient for o in region_targets(scene)]
+
+
 def true_verdicts(scene: S.Scene, sentences: list[str], fit: torch.Tensor, flip: float = 0.0,
                   rng: random.Random | None = None) -> torch.Tensor:
     """The word fit (n, F) replaced by each sentence's true verdict: +1 correct, -1 contradicting,
@@ -81,6 +87,7 @@ def true_verdicts(scene: S.Scene, sentences: list[str], fit: torch.Tensor, flip:
     measure how sure a perceived verdict must be."""
     if len(sentences) != fit.shape[0]:
         raise ValueError(f"{len(sentences)} sentences but {fit.shape[0]} cached")
+    rng = rng or random.Random(0)
     out = torch.zeros_like(fit)
     for s, text in enumerate(sentences):
         c = S.parse_claim(text)
@@ -98,18 +105,17 @@ def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str, fl
     ``verdict``/``verdict_salient`` the fit (and one region dimension) instead."""
     image, regions, sent, look, claim = part[:5]
     fit = part[5] if len(part) > 5 else None
-    if mode in ("verdict", "verdict_salient"):
+    if mode in VERDICT_MODES:
         if fit is None:
             raise ValueError(f"mode {mode} needs an autoencoder with region word prediction (a word fit)")
         if mode == "verdict_salient":
             regions = regions.clone()
-            regions[:, 0] = torch.tensor([SCALE * (o is not None and o == scene.salient)
-                                          for o in region_targets(scene)], dtype=regions.dtype)
+            regions[:, 0] = SCALE * torch.tensor(salient_cells(scene), dtype=regions.dtype)
         return (image, regions, sent, look, claim, true_verdicts(scene, sentences, fit, flip, rng))
     D = regions.shape[1]
-    cells = region_targets(scene)
     regions = torch.stack([
-        attribute_vector(o, D, salient=mode == "salient" and o is not None and o == scene.salient) for o in cells
+        attribute_vector(o, D, salient=mode == "salient" and main)
+        for o, main in zip(region_targets(scene), salient_cells(scene))
     ]).to(regions.dtype)
     if mode in ("both", "salient"):
         if len(sentences) != look.shape[0]:
@@ -180,7 +186,7 @@ def run_oracle(labelled_path, ae_dir, truth, mode: str, params_path="params.yaml
     dev = torch.device(device)
     ae = read_autoencoder(ae_dir)
     normaliser = TextNormaliser(ae.text_cfg)
-    if flip and mode not in ("verdict", "verdict_salient"):
+    if flip and mode not in VERDICT_MODES:
         raise ValueError(f"--flip turns verdicts round: it needs mode verdict or verdict_salient, not {mode}")
     edit = transform(read_scenes(truth), normaliser, mode, flip, seed)
     rows = schemas.read_table(labelled_path, schemas.LABELLED).to_pylist()
