@@ -50,12 +50,14 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 def set_args(name: str) -> list[str]:
-    """``["-S", "key=value", ...]`` for ``dvc exp run`` (values as YAML/JSON)."""
+    """``["-S", "key=value", ...]`` for ``dvc exp run`` (values as YAML/JSON, without spaces:
+    ``$(cmisc preset NAME)`` is split by the shell, and "[32, 8, 3]" would become three words)."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
     out = []
     for key, value in PRESETS[name].items():
-        out += ["-S", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        out += ["-S", f"{key}={text}"]
     return out
 
 

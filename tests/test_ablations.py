@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -81,6 +84,12 @@ def test_paper2017_preset_is_the_2017_recipe_and_valid():
     assert not ae.data.hflip and cl.train.optimizer == "sgd" and not cl.train.freeze_features
     args = set_args("paper2017")
     assert args[0] == "-S" and "autoencoder.train.optimizer=sgd" in args and len(args) == 2 * len(PRESETS["paper2017"])
+    # as the README uses it, `dvc exp run $(cmisc preset paper2017)`: the shell splits the
+    # printed line at spaces, and every word must still be one -S or one key=value
+    printed = subprocess.run([sys.executable, "-m", "cmisc_model", "preset", "paper2017"], capture_output=True,
+                             text=True, check=True).stdout
+    assert printed.split() == args
+    assert "autoencoder.model.decoder_maps=[32,8,3]" in args
 
 
 def test_paired_t_over_repeats():
