@@ -33,7 +33,8 @@ def corpus(repeat: int) -> list[list[str]]:
 
 
 def run(texts, workers: int, epochs: int, corpus_file: str | None = None) -> tuple[float, int]:
-    kw = dict(vector_size=300, window=5, min_count=1, sg=1, negative=10, workers=workers, seed=1, hashfxn=stable_hash)
+    kw = {"vector_size": 300, "window": 5, "min_count": 1, "sg": 1, "negative": 10, "workers": workers, "seed": 1,
+          "hashfxn": stable_hash}
     model = Word2Vec(**kw)
     if corpus_file:
         model.build_vocab(corpus_file=corpus_file)

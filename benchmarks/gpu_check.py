@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from bench_train import synthetic_world
+
 from cmisc_model.config import load_section
 from cmisc_model.models.config import PAPER_SIZES
 from cmisc_model.text import TextConfig
@@ -51,7 +51,7 @@ def main() -> int:
             corpus, vocab = synthetic_world(Path(tmp), batch * 20 + 16)
             t0 = time.perf_counter()
             summary = train(corpus, vocab, Path(tmp) / "model", None, params, TextConfig(), 0,
-                            on_step=lambda step, v: losses.append(v["loss"]))
+                            on_step=lambda step, v, losses=losses: losses.append(v["loss"]))
             wall = time.perf_counter() - t0
         k = max(1, len(losses) // 10)
         first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k

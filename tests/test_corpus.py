@@ -17,15 +17,15 @@ def pairs(source, n_docs, per_doc):
     for d in range(n_docs):
         for i in range(per_doc):
             rows.append(
-                dict(
-                    pair_id=S.make_pair_id(source, str(d), f"img{i}"),
-                    source=source,
-                    doc_id=str(d),
-                    position="section",
-                    section_path=["A"],
-                    text_blocks=[{"titles": ["A"], "sentences": [f"doc {d} image {i}"]}],
-                    image_status="ok",
-                )
+                {
+                    "pair_id": S.make_pair_id(source, str(d), f"img{i}"),
+                    "source": source,
+                    "doc_id": str(d),
+                    "position": "section",
+                    "section_path": ["A"],
+                    "text_blocks": [{"titles": ["A"], "sentences": [f"doc {d} image {i}"]}],
+                    "image_status": "ok",
+                }
             )
     return S.from_rows(rows, S.PAIRS)
 

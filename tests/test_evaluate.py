@@ -223,7 +223,7 @@ def test_provenance_names_the_commit_and_only_code_or_params_changes_make_it_dir
     git("add", "-A")
     git("commit", "-qm", "c")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
-                            text=True).stdout.strip()
+                            text=True, check=True).stdout.strip()
     monkeypatch.chdir(tmp_path)
     labelled = [{"source": "coco", "annotator": "sample-world-rules"}]
     clean = provenance(labelled, None)

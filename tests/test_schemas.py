@@ -12,19 +12,19 @@ from cmisc_model import schemas as S
 
 
 def pair_row(**over):
-    row = dict(
-        pair_id=S.make_pair_id("simplewiki", "42", "Cat.jpg"),
-        source="simplewiki",
-        doc_id="42",
-        doc_title="Cat",
-        revision_id=7,
-        position="lead",
-        section_path=[],
-        text_blocks=[{"titles": [], "sentences": ["Cats are small.", "They purr."]}],
-        caption="A cat",
-        image_title="Cat.jpg",
-        image_status="ok",
-    )
+    row = {
+        "pair_id": S.make_pair_id("simplewiki", "42", "Cat.jpg"),
+        "source": "simplewiki",
+        "doc_id": "42",
+        "doc_title": "Cat",
+        "revision_id": 7,
+        "position": "lead",
+        "section_path": [],
+        "text_blocks": [{"titles": [], "sentences": ["Cats are small.", "They purr."]}],
+        "caption": "A cat",
+        "image_title": "Cat.jpg",
+        "image_status": "ok",
+    }
     row.update(over)
     return row
 
@@ -166,7 +166,7 @@ def test_pair_id_stable_and_file_titles():
 
 
 def test_predictions_pair_once_per_system_and_repeat():
-    row = dict(system="svm", repeat=0, pair_id="p", split="test", cmi_true=1, sc_true=2, cmi_pred=1, sc_pred=2)
+    row = {"system": "svm", "repeat": 0, "pair_id": "p", "split": "test", "cmi_true": 1, "sc_true": 2, "cmi_pred": 1, "sc_pred": 2}
     ok = S.from_rows([row, {**row, "system": "most_frequent"}, {**row, "repeat": 1}], S.PREDICTIONS)
     assert ok.num_rows == 3
     with pytest.raises(S.SchemaError, match=r"column 'pair_id', row 1: 'p' repeats row 0"):
