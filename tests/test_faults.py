@@ -51,9 +51,6 @@ def test_scrape_killed_mid_run_and_restarted_equals_clean_run(tiny_world, tmp_pa
     params.write_text(yaml.safe_dump(spec))
 
     wiki = fake_world(tiny_world)
-    # Every content request answers after 1.5 s: slow enough to kill the run in the middle.
-    wiki.faults.append(Fault("timeout", match="content", count=None))
-    wiki._fault_seen.append(0)
     with wiki:
         clean = tmp_path / "clean.parquet"
         subprocess.run(_refresh_cmd(clean, tmp_path / "s1", wiki.endpoint, params), cwd=REPO,
@@ -61,6 +58,9 @@ def test_scrape_killed_mid_run_and_restarted_equals_clean_run(tiny_world, tmp_pa
 
         out, env = tmp_path / "killed.parquet", _env(tmp_path / "home-killed")
         wiki.reset_log()
+        # Only for the run that is killed: every content request answers after 1.5 s, slow
+        # enough to kill the run in the middle (the clean run and the restart go at full speed).
+        wiki.add_fault(Fault("timeout", match="content", count=None))
         proc = subprocess.Popen(_refresh_cmd(out, tmp_path / "s2", wiki.endpoint, params), cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 120
@@ -70,6 +70,7 @@ def test_scrape_killed_mid_run_and_restarted_equals_clean_run(tiny_world, tmp_pa
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         assert not out.exists(), "killed before the end: nothing may have been written"
+        wiki.clear_faults()
         subprocess.run(_refresh_cmd(out, tmp_path / "s2", wiki.endpoint, params), cwd=REPO, env=env,
                        check=True, capture_output=True, timeout=300)
 

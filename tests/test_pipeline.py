@@ -95,10 +95,14 @@ def test_repro_push_pull_and_experiments(project, tmp_path):
         for task in ("cmi", "sc"):
             assert 0.0 <= metrics[system][task]["accuracy"] <= 1.0, (system, task)
     assert "Table 3" in (repo / "reports/evaluation/table3.md").read_text()
-    # `dvc metrics show` fits a screen: Table 3 as systems x a few figures, the AE's key losses
+    # `dvc metrics show` fits a screen: Table 3 as systems x a few figures, the AE's key losses,
+    # and the classifier stage's own test figures under Table 3's keys (for `dvc exp show`)
     shown = json.loads(sh([dvc, "metrics", "show", "--json"], repo, env))
     (files,) = (rev["data"] for rev in shown.values())  # one revision: the workspace
-    assert set(files) == {"reports/autoencoder/metrics.json", *(f"reports/evaluation/metrics/{s}.json" for s in systems)}
+    assert set(files) == {"reports/autoencoder/metrics.json", "reports/classifier/test.json",
+                          *(f"reports/evaluation/metrics/{s}.json" for s in systems)}
+    table3 = files["reports/evaluation/metrics/classifier.json"]["data"]
+    assert files["reports/classifier/test.json"]["data"]["sc"]["mean"] == table3["sc"]["mean"]
 
     def columns(d: dict, prefix: str = "") -> set[str]:
         return set().union(*(columns(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}

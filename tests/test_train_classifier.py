@@ -124,16 +124,13 @@ def test_every_test_item_scored_once_per_repeat_with_probabilities(world, traine
     assert (live / "plots" / "metrics" / "train" / "loss.tsv").exists()
     val = (live / "plots" / "metrics" / "val" / "cmi_accuracy.tsv").read_text().strip().splitlines()
     assert len(val) == 1 + 2  # header + 2 epochs
-    # its summary, the stage's DVC metric (what `dvc exp show` compares): the K-repeat test
-    # accuracy and, per ablation, accuracy and drop, recomputed here from the predictions
-    summary = json.loads((live / "metrics.json").read_text())
-    assert summary["test_mean"]["sc_accuracy"] == saved["test_mean"]["sc_accuracy"]
+    # test.json, the stage's DVC metric (what `dvc exp show` compares): the K-repeat test
+    # accuracy and the drop with shuffled images, recomputed here from the predictions
+    summary = json.loads((live / "test.json").read_text())
+    assert summary["sc"]["mean"] == pytest.approx(saved["test_mean"]["sc_accuracy"], abs=1e-4)
     shuffled = [r for r in preds if r["system"] == "classifier:images_shuffled"]
     acc = sum(r["cmi_pred"] == r["cmi_true"] for r in shuffled) / len(shuffled)
-    assert summary["images_shuffled"]["cmi_accuracy"] == pytest.approx(acc)
-    assert summary["images_shuffled"]["cmi_drop_points"] == \
-        pytest.approx(100 * (saved["test_mean"]["cmi_accuracy"] - acc), abs=0.01)
-    assert summary["selected/epoch"] >= 1
+    assert summary["cmi"]["shuffled_drop"] == pytest.approx(100 * (saved["test_mean"]["cmi_accuracy"] - acc), abs=1e-3)
 
 
 def test_encoder_starts_from_the_autoencoder_only_without_no_ae(world):
