@@ -643,7 +643,7 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
     if live_dir is not None:
         with S.atomic_path(Path(live_dir) / "test.json") as tmp:
             tmp.write_text(json.dumps(test_summary(metrics["test_mean"], predictions, system), indent=2) + "\n")
-    if live_dir is not None:  # speed is not a result: beside the metrics, tracked by neither git nor DVC
+        # speed is not a result: beside the metrics, tracked by neither git nor DVC
         with S.atomic_path(Path(live_dir) / "timings.json") as tmp:
             tmp.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
     config = {"system": system, "autoencoder": str(ae.path), "classifier": dataclasses.asdict(params.model),

@@ -138,7 +138,7 @@ def test_malformed_annotation_file_loses_no_valid_row(tmp_path):
     from cmisc_model.corpus import CorpusConfig, run
 
     rows = [{"pair_id": f"p{i}", "source": "bbc", "doc_id": str(i), "position": "lead", "section_path": [],
-                 "text_blocks": [{"titles": [], "sentences": ["x"]}], "image_status": "ok"} for i in range(30)]
+             "text_blocks": [{"titles": [], "sentences": ["x"]}], "image_status": "ok"} for i in range(30)]
     S.write_table(S.from_rows(rows, S.PAIRS), tmp_path / "pairs.parquet", S.PAIRS)
     lines = []
     for i in range(30):
