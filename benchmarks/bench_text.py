@@ -20,8 +20,8 @@ import time
 
 from gensim.test.utils import datapath
 
-from cmisc_model.sentences import split_sentences
-from cmisc_model.text import TextConfig, TextNormaliser
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
+from cmisc_model.text.sentences import split_sentences
 
 
 def bench(docs: list[str], source: str | None, repeat: int) -> tuple[float, int, int]:

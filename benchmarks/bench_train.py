@@ -28,8 +28,8 @@ from PIL import Image
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
 from cmisc_model.models.config import PAPER_SIZES
-from cmisc_model.text import TextConfig
-from cmisc_model.train_autoencoder import AutoencoderParams, train
+from cmisc_model.text.normalise import TextConfig
+from cmisc_model.training.autoencoder import AutoencoderParams, train
 
 
 def synthetic_world(root: Path, n: int, n_val: int = 16, vocab_size: int = 1500, seed: int = 0):

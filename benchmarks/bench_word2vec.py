@@ -21,8 +21,8 @@ from pathlib import Path
 import gensim
 from gensim.models import Word2Vec
 
-from cmisc_model.text import TextNormaliser
-from cmisc_model.vocab import stable_hash
+from cmisc_model.corpus.vocab import stable_hash
+from cmisc_model.text.normalise import TextNormaliser
 
 
 def corpus(repeat: int) -> list[list[str]]:

@@ -22,8 +22,8 @@ from bench_train import synthetic_world
 
 from cmisc_model.config import load_section
 from cmisc_model.models.config import PAPER_SIZES
-from cmisc_model.text import TextConfig
-from cmisc_model.train_autoencoder import AutoencoderParams, train
+from cmisc_model.text.normalise import TextConfig
+from cmisc_model.training.autoencoder import AutoencoderParams, train
 
 
 def main() -> int:

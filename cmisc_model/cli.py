@@ -4,7 +4,7 @@ Each sub-command lives in the module of its concept and exposes
 ``cli_main(argv) -> int``; this file only dispatches, importing the module
 lazily so that ``cmisc text`` does not pay for importing torch. The commands
 whose modules import torch (``train-ae``, ``train-cl``, ``embed``) are
-dispatched to ``cmisc_model/torch_commands.py`` (``module:function``), which
+dispatched to ``cmisc_model/commands.py`` (``module:function``), which
 parses their options first and imports the module only to run, so their
 ``--help`` is instant too. Errors that come from bad input (``CmiscError``
 and its kin) print one line and exit 2.
@@ -16,41 +16,36 @@ pass the arguments through, so it would add an import and a second parsing
 library without parsing anything; what click would give us (``--version``,
 "did you mean", help from docstrings) is the few lines below.
 
-``command_parser`` is the ArgumentParser the commands should use: its
-description is the module docstring's first paragraph without reST markup,
-it shows defaults, and it suggests the nearest option for a misspelt one.
 """
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import importlib
-import re
 import sys
 
+from cmisc_model.commands import did_you_mean
 from cmisc_model.errors import USER_ERRORS
 
 # name -> (module or module:function taking argv, one-line help); function defaults to cli_main
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sample": ("cmisc_model.sample_world", "write the generated sample world"),
+    "sample": ("cmisc_model.sample_world.world", "write the generated sample world"),
     "wiki-pairs": ("cmisc_model.sources.wiki_dump", "MediaWiki XML dump -> pairs Parquet"),
     "wiki-scrape": ("cmisc_model.sources.mediawiki_api", "MediaWiki Action API -> pairs Parquet"),
-    "images": ("cmisc_model.images", "fetch, check and store the images of a pairs file"),
+    "images": ("cmisc_model.corpus.images", "fetch, check and store the images of a pairs file"),
     "bbc-pairs": ("cmisc_model.sources.bbc", "BBC News corpus folder -> pairs Parquet"),
     "coco-pairs": ("cmisc_model.sources.coco", "COCO captions file -> pairs Parquet"),
-    "text": ("cmisc_model.text", "show the tokens the model sees for text on stdin"),
-    "annotations": ("cmisc_model.annotations", "import and validate CMI/SC annotations"),
-    "corpus": ("cmisc_model.corpus", "union the sources and split by document"),
-    "vocab": ("cmisc_model.vocab", "vocabulary and Word2Vec from the training split"),
-    "train-ae": ("cmisc_model.torch_commands:train_ae", "train the autoencoder (DVCLive, checkpoints, resume)"),
-    "embed": ("cmisc_model.torch_commands:embed", "2400-d article embeddings of a pairs file"),
-    "train-cl": ("cmisc_model.torch_commands:train_cl", "train the CMI/SC classifier (K repeats) -> predictions"),
-    "baselines": ("cmisc_model.baselines", "most-frequent and SVM baselines -> predictions"),
-    "predict": ("cmisc_model.predict", "CMI/SC of an image + text, or of a pairs file"),
-    "evaluate": ("cmisc_model.evaluate", "evaluation report: Table 3, confusion matrices, label statistics"),
-    "scarcity": ("cmisc_model.scarcity", "label-scarcity curve: AE-initialised vs no-AE classifier"),
-    "ablate": ("cmisc_model.ablations", "a test split with images shuffled/blank or texts shuffled, for predict"),
+    "text": ("cmisc_model.text.normalise", "show the tokens the model sees for text on stdin"),
+    "annotations": ("cmisc_model.corpus.annotations", "import and validate CMI/SC annotations"),
+    "corpus": ("cmisc_model.corpus.assemble", "union the sources and split by document"),
+    "vocab": ("cmisc_model.corpus.vocab", "vocabulary and Word2Vec from the training split"),
+    "train-ae": ("cmisc_model.commands:train_ae", "train the autoencoder (DVCLive, checkpoints, resume)"),
+    "embed": ("cmisc_model.commands:embed", "2400-d article embeddings of a pairs file"),
+    "train-cl": ("cmisc_model.commands:train_cl", "train the CMI/SC classifier (K repeats) -> predictions"),
+    "baselines": ("cmisc_model.evaluation.baselines", "most-frequent and SVM baselines -> predictions"),
+    "predict": ("cmisc_model.inference.predict", "CMI/SC of an image + text, or of a pairs file"),
+    "evaluate": ("cmisc_model.evaluation.report", "evaluation report: Table 3, confusion matrices, label statistics"),
+    "scarcity": ("cmisc_model.training.scarcity", "label-scarcity curve: AE-initialised vs no-AE classifier"),
+    "ablate": ("cmisc_model.evaluation.ablations", "a test split with images shuffled/blank or texts shuffled, for predict"),
     "preset": ("cmisc_model.presets", "print a named params preset (e.g. paper2017) for dvc exp run"),
     "inspect": ("cmisc_model.inspect", "summarise any Parquet artifact"),
 }
@@ -66,49 +61,6 @@ def version() -> str:
         from cmisc_model import __version__
 
         return __version__
-
-
-def plain(doc: str | None) -> str:
-    """The first paragraph of a docstring as help text: reST ``literals`` and
-    `roles` lose their backquotes, line breaks become spaces."""
-    first = (doc or "").strip().split("\n\n")[0]
-    first = re.sub(r":\w+:`([^`]*)`", r"\1", first)
-    return " ".join(first.replace("``", "").replace("`", "").split())
-
-
-def did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-class CommandParser(argparse.ArgumentParser):
-    """argparse with a suggestion for a misspelt option (Python 3.11 has none)."""
-
-    def parse_args(self, args=None, namespace=None):
-        ns, extra = self.parse_known_args(args, namespace)
-        if extra:
-            options = [s for a in self._actions for s in a.option_strings]
-            first = extra[0].split("=")[0]
-            hint = did_you_mean(first, options) if first.startswith("-") else ""
-            self.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
-        return ns
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """Appends "(default: X)" where a default says something: not for flags,
-    not for None, not where the help already names its default."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
-        if shown and "default" not in text and not isinstance(action, argparse._HelpAction):
-            text += " (default: %(default)s)"
-        return text
-
-
-def command_parser(prog: str, doc: str | None, **kwargs) -> CommandParser:
-    kwargs.setdefault("formatter_class", _HelpFormatter)
-    return CommandParser(prog=prog, description=plain(doc), **kwargs)
 
 
 def _usage() -> str:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cmisc_model import schemas as S
-from cmisc_model.annotations import label_distribution
+from cmisc_model.corpus.annotations import label_distribution
 from cmisc_model.errors import CmiscError
 
 
@@ -89,7 +89,7 @@ def _print(info: dict) -> None:
 
 
 def cli_main(argv: list[str]) -> int:
-    from cmisc_model.cli import command_parser
+    from cmisc_model.commands import command_parser
 
     parser = command_parser("cmisc inspect", __doc__)
     parser.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="Parquet files written by the pipeline")

@@ -393,3 +393,19 @@ def file_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The key/value metadata of a Parquet file, decoded."""
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items()}
+
+
+def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (``.OUT.*.tmp``) a killed run left beside ``out``.
+
+    One run writes a given output at a time, so any such file is a leftover.
+    """
+    out = Path(out)
+    removed = []
+    for tmp in out.parent.glob(f".{out.name}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    return removed

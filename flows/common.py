@@ -23,8 +23,8 @@ from prefect.artifacts import (
 )
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from cmisc_model.corpus.images import ImagesConfig, merge_summaries
 from cmisc_model.errors import USER_ERRORS
-from cmisc_model.images import ImagesConfig, merge_summaries
 from tasks.images import store_images_shard
 
 SHARD_ROWS = 256  # pair rows per store-images task

@@ -17,12 +17,12 @@ from prefect import flow
 
 from cmisc_model import schemas as S
 from cmisc_model.config import BaseConfig, load_section
-from cmisc_model.corpus import CorpusConfig
-from cmisc_model.images import ImagesConfig
+from cmisc_model.corpus.assemble import CorpusConfig
+from cmisc_model.corpus.images import ImagesConfig
+from cmisc_model.corpus.vocab import VocabConfig
 from cmisc_model.sources.bbc import BbcConfig
 from cmisc_model.sources.coco import CocoConfig
-from cmisc_model.text import TextConfig
-from cmisc_model.vocab import VocabConfig
+from cmisc_model.text.normalise import TextConfig
 from flows.common import Progress, run_cli, store_images, summary_table, task_runner
 from tasks import corpus as T
 

@@ -17,9 +17,9 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
 from cmisc_model import schemas as S
-from cmisc_model.baselines import BaselinesConfig, run_baselines
 from cmisc_model.config import load_section
-from cmisc_model.evaluate import evaluate, headline, load_configs, write_predictions
+from cmisc_model.evaluation.baselines import BaselinesConfig, run_baselines
+from cmisc_model.evaluation.report import evaluate, headline, load_configs, write_predictions
 from flows.common import markdown, run_cli
 
 

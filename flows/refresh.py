@@ -36,16 +36,14 @@ from prefect import flow, get_run_logger
 
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
-from cmisc_model.images import ImagesConfig
+from cmisc_model.corpus.images import ImagesConfig
 from cmisc_model.sources.mediawiki_api import (
     UA_ENV,
     ScrapeConfig,
     known_revisions_of,
     make_client,
-    remove_stale_temps,
 )
-from cmisc_model.sources.wiki_dump import merge_stats, stats_summary
-from cmisc_model.sources.wikitext import WikitextOptions
+from cmisc_model.sources.wikitext import WikitextOptions, merge_stats, stats_summary
 from flows.common import Progress, run_cli, store_images, summary_table, task_runner
 from tasks.limits import ensure_rate_limits
 from tasks.scrape import fetch_pages, list_pages
@@ -91,7 +89,7 @@ def simplewiki_refresh(
     cfg, options, images_cfg = check_config(params, endpoint, user_agent)
     api_host = urlsplit(cfg.endpoint).netloc
     ensure_rate_limits({**{h: images_cfg.rate_per_s for h in images_cfg.allowed_hosts}, api_host: cfg.rate_per_s})
-    remove_stale_temps(out)  # .OUT.*.tmp left by a killed run
+    S.remove_stale_temps(out)  # .OUT.*.tmp left by a killed run
     known, old_rows = known_revisions_of(out) if Path(out).exists() else ({}, [])
     progress = Progress(f"Refreshing {out} from {cfg.endpoint}")
 

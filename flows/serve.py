@@ -18,7 +18,7 @@ import os
 
 from prefect import serve
 
-from cmisc_model.cli import command_parser
+from cmisc_model.commands import command_parser
 from flows.common import run_cli
 from flows.refresh import simplewiki_refresh
 

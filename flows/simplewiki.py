@@ -23,18 +23,15 @@ from prefect import flow, get_run_logger
 
 from cmisc_model import schemas as S
 from cmisc_model.config import load_section
-from cmisc_model.images import ImagesConfig
-from cmisc_model.sources.mediawiki_api import remove_stale_temps
+from cmisc_model.corpus.images import ImagesConfig
 from cmisc_model.sources.wiki_dump import (
     DumpTruncatedError,
     SiteInfo,
     dump_date_from_name,
     iter_page_shards,
-    merge_stats,
     read_siteinfo,
-    stats_summary,
 )
-from cmisc_model.sources.wikitext import WikitextOptions
+from cmisc_model.sources.wikitext import WikitextOptions, merge_stats, stats_summary
 from flows.common import Progress, run_cli, store_images, summary_table, task_runner
 from tasks.wiki import parse_shard
 
@@ -55,7 +52,7 @@ def simplewiki_pairs(
         site = read_siteinfo(dump)
     except DumpTruncatedError:
         site = SiteInfo()  # broken before </siteinfo> ends: the default namespaces; the pages loop reports it
-    remove_stale_temps(out)  # .OUT.*.tmp left by a killed run
+    S.remove_stale_temps(out)  # .OUT.*.tmp left by a killed run
     dump_date = dump_date_from_name(dump)
     progress = Progress(f"Parsing {Path(dump).name}")
 

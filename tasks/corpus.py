@@ -6,12 +6,13 @@ from pathlib import Path
 
 from prefect import task
 
-from cmisc_model import corpus, vocab
-from cmisc_model.corpus import CorpusConfig
+from cmisc_model.corpus import assemble as corpus
+from cmisc_model.corpus import vocab
+from cmisc_model.corpus.assemble import CorpusConfig
+from cmisc_model.corpus.vocab import VocabConfig
 from cmisc_model.sources.bbc import BbcConfig, bbc_pairs
 from cmisc_model.sources.coco import CocoConfig, coco_labelled_subset, coco_pairs
-from cmisc_model.text import TextConfig
-from cmisc_model.vocab import VocabConfig
+from cmisc_model.text.normalise import TextConfig
 
 
 @task(name="bbc-stories")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from cmisc_model.images import ImagesConfig, make_session, store_images_rows
+from cmisc_model.corpus.images import ImagesConfig, make_session, store_images_rows
 from tasks.limits import prefect_rate_limiter
 from tasks.scrape import retry_unless_handled
 

@@ -1,7 +1,7 @@
 """One request rate per host across every task, thread, process and Dask worker.
 
 Each process already shares one limiter per host between its sessions
-(``cmisc_model.http.shared_limiter``), which covers the thread-pool runner.
+(``cmisc_model.sources.http.shared_limiter``), which covers the thread-pool runner.
 Tasks on a Dask cluster run in other processes, often on other machines, so
 the flows also declare a Prefect global concurrency limit per host with slot
 decay (a rate limit, kept by the Prefect server that every worker already

@@ -50,7 +50,7 @@ def realdata() -> Path:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> Path:
     """The sample world at size ``tiny``, generated once per session."""
-    from cmisc_model.sample_world import SampleConfig, generate
+    from cmisc_model.sample_world.world import SampleConfig, generate
 
     out = tmp_path_factory.mktemp("sample_world")
     generate(out, seed=7, size="tiny", cfg=SampleConfig(), force=True)

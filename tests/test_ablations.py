@@ -8,11 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from cmisc_model import scenes as S
-from cmisc_model.ablations import ablated_rows, counterfactual_rows, derangement, truth_rules
 from cmisc_model.config import from_mapping, load_params
+from cmisc_model.evaluation.ablations import (
+    ablated_rows,
+    counterfactual_rows,
+    derangement,
+    truth_rules,
+)
 from cmisc_model.presets import PRESETS, apply, set_args
-from cmisc_model.scarcity import paired_t
+from cmisc_model.sample_world import scenes as S
+from cmisc_model.training.scarcity import paired_t
 
 
 def rows_with_scenes(n=8, seed=0):
@@ -73,8 +78,8 @@ def test_truth_rules_name_the_rule_of_each_label():
 
 
 def test_paper2017_preset_is_the_2017_recipe_and_valid():
-    from cmisc_model.train_autoencoder import AutoencoderParams
-    from cmisc_model.train_classifier import ClassifierParams
+    from cmisc_model.training.autoencoder import AutoencoderParams
+    from cmisc_model.training.classifier import ClassifierParams
 
     params = apply(load_params("params.yaml"), "paper2017")
     ae = from_mapping(AutoencoderParams, params["autoencoder"], "autoencoder")

@@ -8,13 +8,13 @@ from collections import Counter
 import pytest
 
 from cmisc_model import schemas as S
-from cmisc_model.annotations import (
+from cmisc_model.cli import main as cli
+from cmisc_model.corpus.annotations import (
     LabelledSplitConfig,
     import_annotations,
     label_distribution,
     split_labelled,
 )
-from cmisc_model.cli import main as cli
 
 
 def write_lines(path, records):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmisc_model import scenes as S
-from cmisc_model.data import AutoencoderDataset
-from cmisc_model.text import TextConfig, TextNormaliser
+from cmisc_model.sample_world import scenes as S
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
+from cmisc_model.training.data import AutoencoderDataset
 
 # Colours far from the light, textured backgrounds, so a colour mask finds the object.
 DISTINCT = ("red", "blue", "green", "black", "purple")

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from cmisc_model import baselines as B
 from cmisc_model import schemas as S
-from cmisc_model.annotations import LabelledSplitConfig, split_labelled
+from cmisc_model.corpus.annotations import LabelledSplitConfig, split_labelled
 from cmisc_model.errors import CmiscError
+from cmisc_model.evaluation import baselines as B
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 12345

@@ -9,7 +9,7 @@ import pytest
 
 from cmisc_model import schemas as S
 from cmisc_model.config import ParamsError, from_mapping
-from cmisc_model.corpus import CorpusConfig, build_corpus, document_split, run
+from cmisc_model.corpus.assemble import CorpusConfig, build_corpus, document_split, run
 
 
 def pairs(source, n_docs, per_doc):

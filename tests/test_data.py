@@ -7,8 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cmisc_model.data import AutoencoderDataset, BucketBatchSampler, collate, pad_ids, usable_rows
-from cmisc_model.text import TextConfig, TextNormaliser
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
+from cmisc_model.training.data import (
+    AutoencoderDataset,
+    BucketBatchSampler,
+    collate,
+    pad_ids,
+    usable_rows,
+)
 
 VOCAB = {"<pad>": 0, "<unk>": 1, "a": 2, "red": 3, "ball": 4, ".": 5, "the": 6}
 

@@ -11,9 +11,14 @@ import pytest
 import yaml
 
 from cmisc_model import schemas as S
-from cmisc_model.annotations import LabelledSplitConfig, repeat_split
+from cmisc_model.corpus.annotations import LabelledSplitConfig, repeat_split
 from cmisc_model.errors import CmiscError
-from cmisc_model.evaluate import EvaluateConfig, evaluate, read_predictions, write_predictions
+from cmisc_model.evaluation.report import (
+    EvaluateConfig,
+    evaluate,
+    read_predictions,
+    write_predictions,
+)
 from tests.test_baselines import stratified_labelled, write_labelled
 
 SEED = 12345
@@ -208,7 +213,7 @@ def test_report_cites_only_files_that_exist(world):
 def test_provenance_names_the_commit_and_only_code_or_params_changes_make_it_dirty(tmp_path, monkeypatch):
     import subprocess
 
-    from cmisc_model.evaluate import provenance
+    from cmisc_model.evaluation.report import provenance
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,

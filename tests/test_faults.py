@@ -135,7 +135,7 @@ def test_unwritable_output_folder_keeps_previous_artifact(realdata):
 
 
 def test_malformed_annotation_file_loses_no_valid_row(tmp_path):
-    from cmisc_model.corpus import CorpusConfig, run
+    from cmisc_model.corpus.assemble import CorpusConfig, run
 
     rows = [{"pair_id": f"p{i}", "source": "bbc", "doc_id": str(i), "position": "lead", "section_path": [],
              "text_blocks": [{"titles": [], "sentences": ["x"]}], "image_status": "ok"} for i in range(30)]
@@ -167,7 +167,7 @@ def test_training_killed_mid_epoch_resumes_from_last_checkpoint(tmp_path):
     params["autoencoder"]["data"].update(num_workers=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "model"
-    cmd = [sys.executable, "-m", "cmisc_model.train_autoencoder", "--corpus", str(corpus), "--vocab",
+    cmd = [sys.executable, "-m", "cmisc_model.training.autoencoder", "--corpus", str(corpus), "--vocab",
            str(vocab_dir), "--out", str(out), "--live-dir", str(tmp_path / "live"), "--params",
            str(tmp_path / "params.yaml"), "--device", "cpu"]
     steps_per_epoch = 60 // 4

@@ -6,13 +6,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cmisc_model.data import AutoencoderDataset, collate
-from cmisc_model.grounding import ground
 from cmisc_model.models.autoencoder import Autoencoder
 from cmisc_model.models.classifier import Classifier
 from cmisc_model.models.config import ClassifierConfig
 from cmisc_model.models.encoders import ArticleEncoder, EncodedParts
-from cmisc_model.text import TextConfig, TextNormaliser
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
+from cmisc_model.training.data import AutoencoderDataset, collate
+from cmisc_model.training.grounding import ground
 from tests.test_models import make_batch, tiny_config
 
 # one word per cell, row by row (compass names: the tokeniser would split "upper left")
@@ -130,7 +130,7 @@ def test_region_word_phase_teaches_the_image_encoder_and_leaves_where_sentences_
     """``teach_regions`` (after grounding): trains the image encoder and the word experts on
     region word prediction alone, so each square's region names its colour; ``where`` and
     ``what`` (grounding's) stay as they were."""
-    from cmisc_model.grounding import teach_regions
+    from cmisc_model.training.grounding import teach_regions
 
     torch.manual_seed(0)
     rows, vocab, ds = world(tmp_path)

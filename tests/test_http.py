@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cmisc_model.errors import CmiscError
-from cmisc_model.http import FetchError, PoliteSession, check_user_agent, parse_retry_after
+from cmisc_model.sources.http import FetchError, PoliteSession, check_user_agent, parse_retry_after
 
 UA = "cmisc-tests/0.1 (https://example.org/cmisc; tests@example.org)"
 

@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cmisc_model import images
 from cmisc_model.config import load_section
-from cmisc_model.errors import CmiscError
-from cmisc_model.http import PoliteSession
-from cmisc_model.images import (
+from cmisc_model.corpus import images
+from cmisc_model.corpus.images import (
     ImagesConfig,
     commons_url,
     resolve_local,
     store_images,
     store_images_rows,
 )
+from cmisc_model.errors import CmiscError
 from cmisc_model.schemas import PAIRS, from_rows, make_pair_id, read_table, write_table
+from cmisc_model.sources.http import PoliteSession
 from tests.conftest import SHARED
 
 COCO = SHARED / "realdata" / "coco" / "coco-mini"

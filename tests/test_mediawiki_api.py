@@ -10,9 +10,9 @@ import pytest
 
 from cmisc_model import cli
 from cmisc_model.errors import CmiscError
-from cmisc_model.http import FetchError, PoliteSession
 from cmisc_model.schemas import PAIRS, file_metadata, make_pair_id, read_table
 from cmisc_model.sources import mediawiki_api as api
+from cmisc_model.sources.http import FetchError, PoliteSession
 from cmisc_model.sources.wikitext import page_pairs
 from tests.fake_mediawiki import FakePage, FakeWiki, Fault
 

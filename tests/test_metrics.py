@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score, f1_score
 
-from cmisc_model import metrics as M
+from cmisc_model.evaluation import metrics as M
 
 
 def test_accuracy_and_confusion_by_hand():

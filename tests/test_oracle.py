@@ -1,4 +1,4 @@
-"""The oracle study (cmisc_model/oracle.py): perfect perception fed to the classifier head."""
+"""The oracle study (cmisc_model/diagnostics/oracle.py): perfect perception fed to the classifier head."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import random
 import pytest
 import torch
 
-from cmisc_model import scenes as S
 from cmisc_model import schemas
-from cmisc_model import train_classifier as TC
-from cmisc_model.annotations import LabelledSplitConfig, repeat_split
-from cmisc_model.data import DataConfig
+from cmisc_model.corpus.annotations import LabelledSplitConfig, repeat_split
+from cmisc_model.diagnostics.oracle import attribute_vector, oracle_item, transform
 from cmisc_model.errors import CmiscError
-from cmisc_model.oracle import attribute_vector, oracle_item, transform
+from cmisc_model.sample_world import scenes as S
+from cmisc_model.training import classifier as TC
+from cmisc_model.training.data import DataConfig
 from tests.test_train_classifier import make_world, tiny_params
 
 SCENE = S.Scene((S.SceneObject("star", "red", "large", "upper left", 24),

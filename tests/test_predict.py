@@ -38,7 +38,7 @@ def coco_pair(tmp_path):
 @pytest.fixture
 def cmisc(monkeypatch):
     """``cmisc ...`` through the real CLI dispatcher (predict registered if the lead has not yet)."""
-    monkeypatch.setitem(cli.COMMANDS, "predict", ("cmisc_model.predict", "predict"))
+    monkeypatch.setitem(cli.COMMANDS, "predict", ("cmisc_model.inference.predict", "predict"))
     return cli.main
 
 

@@ -1,11 +1,11 @@
-"""Linear probes of what the image features know (cmisc_model/probe.py)."""
+"""Linear probes of what the image features know (cmisc_model/evaluation/probe.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from cmisc_model import scenes as S
-from cmisc_model.probe import region_probe, region_targets
+from cmisc_model.evaluation.probe import region_probe, region_targets
+from cmisc_model.sample_world import scenes as S
 
 
 def test_region_targets_follow_the_encoders_row_major_grid():

@@ -17,10 +17,10 @@ from PIL import Image
 from cmisc_model import cli
 from cmisc_model.config import ParamsError
 from cmisc_model.errors import CmiscError
-from cmisc_model.sample_world import TABLES, SampleConfig, allocate_cells, generate
-from cmisc_model.scenes import Scene, SceneObject, label_sentences, parse_claim
+from cmisc_model.sample_world.scenes import Scene, SceneObject, label_sentences, parse_claim
+from cmisc_model.sample_world.world import TABLES, SampleConfig, allocate_cells, generate
 from cmisc_model.schemas import ANNOTATIONS, from_rows, make_pair_id, normalise_file_title
-from cmisc_model.sentences import split_sentences
+from cmisc_model.text.sentences import split_sentences
 
 DUMP = "simplewiki/simplewiki-sample-pages-articles.xml.bz2"
 

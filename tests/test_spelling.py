@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cmisc_model.spelling import SpellingConfig, SpellingNormaliser, british_to_american
+from cmisc_model.text.spelling import SpellingConfig, SpellingNormaliser, british_to_american
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from cmisc_model.config import ParamsError, from_mapping
 from cmisc_model.errors import CmiscError
-from cmisc_model.text import TextConfig, TextNormaliser, tokenise
+from cmisc_model.text.normalise import TextConfig, TextNormaliser, tokenise
 
 
 @pytest.mark.parametrize(

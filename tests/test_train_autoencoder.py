@@ -17,19 +17,19 @@ import yaml
 from PIL import Image
 
 from cmisc_model import schemas as S
-from cmisc_model import train_autoencoder as T
-from cmisc_model.checkpoint import (
+from cmisc_model.errors import CmiscError
+from cmisc_model.inference.embed import embed
+from cmisc_model.models.config import ModelConfig
+from cmisc_model.text.normalise import TextConfig
+from cmisc_model.training import autoencoder as T
+from cmisc_model.training.checkpoint import (
     check_compatible,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from cmisc_model.data import DataConfig
-from cmisc_model.embed import embed
-from cmisc_model.errors import CmiscError
-from cmisc_model.models.config import ModelConfig
-from cmisc_model.text import TextConfig
+from cmisc_model.training.data import DataConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -211,7 +211,7 @@ def test_train_ae_and_embed_cli_end_to_end(tmp_path, monkeypatch):
     assert png.size[0] >= 4 * 2 * 32 and png.size[1] >= 32
 
     emb = tmp_path / "emb.parquet"
-    from cmisc_model.embed import cli_main as embed_main
+    from cmisc_model.inference.embed import cli_main as embed_main
 
     assert embed_main(["--model", str(out), "--pairs", str(corpus), "--out", str(emb), "--device", "cpu"]) == 0
     table = S.read_table(emb, S.EMBEDDINGS)
@@ -251,7 +251,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "cmisc_model.train_autoencoder",
+        [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "cmisc_model.training.autoencoder",
          "--corpus", str(corpus), "--vocab", str(vocab_dir), "--out", str(tmp_path / "model"),
          "--live-dir", str(tmp_path / "live"), "--params", str(tmp_path / "params.yaml")],
         check=False, capture_output=True, text=True, timeout=120, env=env, cwd=REPO)

@@ -12,16 +12,16 @@ import torch
 from PIL import Image
 
 from cmisc_model import schemas as S
-from cmisc_model import train_classifier as TC
-from cmisc_model.annotations import LabelledSplitConfig, repeat_split, split_labelled
-from cmisc_model.checkpoint import plain_config, save_checkpoint
-from cmisc_model.data import DataConfig
+from cmisc_model.corpus.annotations import LabelledSplitConfig, repeat_split, split_labelled
+from cmisc_model.corpus.vocab import vocab_hash
 from cmisc_model.errors import CmiscError
-from cmisc_model.evaluate import check_scored_once, read_predictions
+from cmisc_model.evaluation.report import check_scored_once, read_predictions
 from cmisc_model.models.autoencoder import Autoencoder
 from cmisc_model.models.config import ClassifierConfig, ModelConfig
-from cmisc_model.text import TextConfig
-from cmisc_model.vocab import vocab_hash
+from cmisc_model.text.normalise import TextConfig
+from cmisc_model.training import classifier as TC
+from cmisc_model.training.checkpoint import plain_config, save_checkpoint
+from cmisc_model.training.data import DataConfig
 
 SEED = 7
 WORDS = ["a", "red", "blue", "green", "ball", "box", "cat", "dog", "on", "under", "the", "big", "small"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from cmisc_model import schemas as S
-from cmisc_model.text import TextConfig
-from cmisc_model.vocab import VocabConfig, load_vocab, run
+from cmisc_model.corpus.vocab import VocabConfig, load_vocab, run
+from cmisc_model.text.normalise import TextConfig
 
 
 def corpus_rows():

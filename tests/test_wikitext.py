@@ -342,7 +342,7 @@ def test_entities_in_link_targets_are_decoded():
 
 
 def test_sentence_splitter_knows_ranks_and_non_latin_capitals():
-    from cmisc_model.sentences import split_sentences
+    from cmisc_model.text.sentences import split_sentences
 
     assert split_sentences("He served under Maj. Smith and Brig. Jones. They won.") == [
         "He served under Maj. Smith and Brig. Jones.", "They won."]

@@ -55,8 +55,8 @@ from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, Tag
 
 from cmisc_model.errors import CmiscError
 from cmisc_model.schemas import PAIRS, atomic_path, from_rows, make_pair_id, write_table
-from cmisc_model.sentences import split_sentences
-from cmisc_model.text import TextConfig, TextNormaliser
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
+from cmisc_model.text.sentences import split_sentences
 
 SOURCE = "bbc"
 HTML_EXT = (".html", ".htm")

@@ -18,7 +18,7 @@ sets of pages. Default endpoint: Simple English Wikipedia. What it asks
   (``prop=imageinfo&iiprop=url|size|sha1|mime|extmetadata``), for Commons and
   local uploads alike (``imagerepository`` says which).
 
-Etiquette (data_sources.md §2.4) comes from ``cmisc_model.http.PoliteSession``
+Etiquette (data_sources.md §2.4) comes from ``cmisc_model.sources.http.PoliteSession``
 (User-Agent with contact or nothing, allow-listed hosts, rate limit, retries
 with back-off and jitter on 429/5xx/timeouts, ``Retry-After``). Added here:
 ``maxlag=5`` on every request, the API's ``maxlag`` error (HTTP 200 + JSON +
@@ -63,8 +63,8 @@ from urllib.parse import urlsplit
 import requests
 
 from cmisc_model.errors import CmiscError
-from cmisc_model.http import FetchError, PoliteSession, check_user_agent
-from cmisc_model.schemas import normalise_file_title
+from cmisc_model.schemas import normalise_file_title, remove_stale_temps
+from cmisc_model.sources.http import FetchError, PoliteSession, check_user_agent
 
 SOURCE = "simplewiki"
 DEFAULT_ENDPOINT = "https://simple.wikipedia.org/w/api.php"
@@ -650,7 +650,7 @@ def scrape(
         bar.close()
     summary.pairs = len(rows)
     summary.requests = _sent(client) - start_requests
-    from cmisc_model.sources.wiki_dump import stats_summary
+    from cmisc_model.sources.wikitext import stats_summary
 
     summary.left_out = stats_summary(stats)
     return rows, summary
@@ -715,22 +715,6 @@ def known_revisions_of(path: str | os.PathLike) -> tuple[dict[int, int], list[di
         if r.get("revision_id") is not None and r["doc_id"].isdigit():
             known.setdefault(int(r["doc_id"]), int(r["revision_id"]))
     return known, rows
-
-
-def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files (``.OUT.*.tmp``) a killed run left beside ``out``.
-
-    One run writes a given output at a time, so any such file is a leftover.
-    """
-    out = Path(out)
-    removed = []
-    for tmp in out.parent.glob(f".{out.name}.*.tmp"):
-        try:
-            tmp.unlink()
-            removed.append(tmp)
-        except FileNotFoundError:
-            pass
-    return removed
 
 
 class ShardJournal:

@@ -341,29 +341,6 @@ def pages_to_pairs(
     return _batch_rows(pages, job, stats)
 
 
-STAT_KEYS = ("templates_rendered", "templates_dropped", "images_without_text")
-
-
-def merge_stats(into: dict, stats: dict) -> dict:
-    """Add the counts of ``stats`` (from ``page_pairs``) to ``into``."""
-    for k in STAT_KEYS:
-        into[k] = into.get(k, 0) + stats.get(k, 0)
-    by_name = into.setdefault("templates_dropped_by_name", {})
-    for k, v in stats.get("templates_dropped_by_name", {}).items():
-        by_name[k] = by_name.get(k, 0) + v
-    return into
-
-
-def stats_summary(stats: dict, top: int = 20) -> dict:
-    """The counts for a summary: totals plus the most often dropped templates
-    (the ones worth adding to ``simplewiki.prose_templates`` if they carry prose)."""
-    by_name = stats.get("templates_dropped_by_name", {})
-    return {
-        **{k: stats.get(k, 0) for k in STAT_KEYS},
-        "templates_dropped_top": dict(sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))[:top]),
-    }
-
-
 def _batch_rows(pages: Sequence[DumpPage], job: _Job, stats: dict | None = None) -> tuple[list[dict], list[dict]]:
     rows: list[dict] = []
     skipped: list[dict] = []
@@ -587,7 +564,7 @@ def dump_to_pairs(
 
     def collect(result: tuple[pa.Table | None, list[dict], int, dict]) -> None:
         table, skipped, n_pages, batch_stats = result
-        merge_stats(stats, batch_stats)
+        wikitext.merge_stats(stats, batch_stats)
         if table is not None:
             writer.add(table)
             summary["pairs"] += table.num_rows
@@ -676,7 +653,7 @@ def dump_to_pairs(
         bar.close()
         if pool is not None:
             pool.terminate()
-    summary.update(stats_summary(stats))
+    summary.update(wikitext.stats_summary(stats))
     return summary
 
 
@@ -721,7 +698,7 @@ def cli_main(argv: list[str]) -> int:
     if args.workers < 1:
         raise CmiscError(f"--workers must be at least 1, got {args.workers}")
     options = _load_options(args.params)
-    from cmisc_model.sources.mediawiki_api import remove_stale_temps
+    from cmisc_model.schemas import remove_stale_temps
 
     for tmp in remove_stale_temps(args.out):
         print(f"cmisc wiki-pairs: removed {tmp}, left by an interrupted run", file=sys.stderr)

@@ -41,7 +41,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-from cmisc_model.sentences import split_sentences
 from cmisc_model.sources.wikitext import (
     DEFAULT_BASE_URL,
     DEFAULT_FILE_NAMESPACES,
@@ -49,6 +48,7 @@ from cmisc_model.sources.wikitext import (
     commons_url,
     pairs_from_sections,
 )
+from cmisc_model.text.sentences import split_sentences
 
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 # Containers whose content is never article prose (or has its own handling).

@@ -49,7 +49,7 @@ from mwparserfromhell.nodes import (
 )
 
 from cmisc_model.schemas import make_pair_id, normalise_file_title
-from cmisc_model.sentences import split_sentences
+from cmisc_model.text.sentences import split_sentences
 
 SOURCE = "simplewiki"
 DEFAULT_BASE_URL = "https://simple.wikipedia.org/wiki/"
@@ -961,3 +961,26 @@ def pairs_from_sections(
 
 def options_dict(options: WikitextOptions) -> dict:
     return dataclasses.asdict(options)
+
+
+STAT_KEYS = ("templates_rendered", "templates_dropped", "images_without_text")
+
+
+def merge_stats(into: dict, stats: dict) -> dict:
+    """Add the counts of ``stats`` (from ``page_pairs``) to ``into``."""
+    for k in STAT_KEYS:
+        into[k] = into.get(k, 0) + stats.get(k, 0)
+    by_name = into.setdefault("templates_dropped_by_name", {})
+    for k, v in stats.get("templates_dropped_by_name", {}).items():
+        by_name[k] = by_name.get(k, 0) + v
+    return into
+
+
+def stats_summary(stats: dict, top: int = 20) -> dict:
+    """The counts for a summary: totals plus the most often dropped templates
+    (the ones worth adding to ``simplewiki.prose_templates`` if they carry prose)."""
+    by_name = stats.get("templates_dropped_by_name", {})
+    return {
+        **{k: stats.get(k, 0) for k in STAT_KEYS},
+        "templates_dropped_top": dict(sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))[:top]),
+    }

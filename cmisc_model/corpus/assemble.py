@@ -31,14 +31,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from cmisc_model import schemas as S
-from cmisc_model.annotations import (
+from cmisc_model.config import BaseConfig, ParamsError, load_section
+from cmisc_model.corpus.annotations import (
     LabelledSplitConfig,
     import_annotations,
     join_pairs,
     label_distribution,
     split_labelled,
 )
-from cmisc_model.config import BaseConfig, ParamsError, load_section
 from cmisc_model.errors import CmiscError
 
 

@@ -4,7 +4,7 @@ For every sentence, in this order:
 
 1. British -> American spelling, only for the sources in
    ``spelling_sources`` (the news source, ``bbc``), on the cased text so that
-   proper nouns can be protected (``cmisc_model.spelling``).
+   proper nouns can be protected (``cmisc_model.text.spelling``).
    Departure from 2017: there the dictionary ran last, on lower-cased,
    lemmatised tokens.
 2. Tokenise with ``tokenise`` (a regex, nothing to download).
@@ -20,7 +20,7 @@ For every sentence, in this order:
 5. Keep the first ``max_tokens`` tokens (40).
 
 A text becomes at most ``max_sentences`` (50) such sentences. Plain text is
-split with ``cmisc_model.sentences.split_sentences``; the ``text_blocks`` of a
+split with ``cmisc_model.text.sentences.split_sentences``; the ``text_blocks`` of a
 pairs row are already split, and each block's title lines come first, each as
 a "sentence" of its own (``include_titles``, **on** by default, as 2017 fed
 Wikipedia section titles and BBC headings; the headline of a news story is
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmisc_model.errors import CmiscError
-from cmisc_model.sentences import ABBREVIATIONS, split_sentences
-from cmisc_model.spelling import SpellingConfig, SpellingNormaliser
+from cmisc_model.text.sentences import ABBREVIATIONS, split_sentences
+from cmisc_model.text.spelling import SpellingConfig, SpellingNormaliser
 
 # --------------------------------------------------------------------------- tokeniser
 

@@ -24,8 +24,8 @@ import logging
 
 import torch
 
-from cmisc_model.data import AutoencoderDataset, pad_ids
 from cmisc_model.models.encoders import EncodedParts
+from cmisc_model.training.data import AutoencoderDataset, eval_loader, pad_ids
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 @torch.no_grad()
 def cached_regions(model, ds: AutoencoderDataset, batch_size: int, device: torch.device) -> list:
     """Every item's regions (G*G, D_i) from the fixed image encoder, or None where the image fails."""
-    from cmisc_model.train_classifier import eval_loader
 
     encoder = model.encoder
     was = encoder.training
@@ -102,7 +101,7 @@ def teach_regions(model, ds: AutoencoderDataset, steps: int, batch_size: int, lr
     do not train here, so the autoencoder is validated again afterwards (its image MSE rises)."""
     from torch.utils.data import DataLoader
 
-    from cmisc_model.data import BucketBatchSampler, collate
+    from cmisc_model.training.data import BucketBatchSampler, collate
 
     enc = model.encoder
     params = [*enc.image.parameters(), *enc.region_words.parameters(), *enc.word_context.parameters()]

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from cmisc_model import schemas as S
 from cmisc_model.errors import CmiscError
-from cmisc_model.sentences import split_sentences
+from cmisc_model.text.sentences import split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,14 @@ class LoadedModel:
     def __init__(self, model_dir: str | Path, device: str | None = None):
         import torch
 
-        from cmisc_model.checkpoint import model_config
         from cmisc_model.config import from_mapping
+        from cmisc_model.corpus.vocab import read_vocab
         from cmisc_model.models.classifier import Classifier
         from cmisc_model.models.config import ClassifierConfig
         from cmisc_model.models.encoders import ArticleEncoder
-        from cmisc_model.text import TextConfig, TextNormaliser
-        from cmisc_model.train_autoencoder import read_vocab
-        from cmisc_model.train_classifier import load_classifier_checkpoint
+        from cmisc_model.text.normalise import TextConfig, TextNormaliser
+        from cmisc_model.training.checkpoint import model_config
+        from cmisc_model.training.classifier import load_classifier_checkpoint
 
         self.dir = Path(model_dir)
         if not self.dir.is_dir():
@@ -148,8 +148,8 @@ def read_text(spec: str) -> str:
 def score_rows(m: LoadedModel, rows: list[dict], batch_size: int = 32, progress: bool = False) -> list[dict]:
     """Pairs rows (pair_id, source, text_blocks, image_path, image_status) -> one SCORES record
     each, in input order; what cannot be scored keeps its row with the reason."""
-    from cmisc_model.data import AutoencoderDataset
-    from cmisc_model.train_classifier import predict_probs
+    from cmisc_model.training.classifier import predict_probs
+    from cmisc_model.training.data import AutoencoderDataset
 
     records, todo = [], []
     for r in rows:
@@ -187,7 +187,7 @@ def predict_pair(m: LoadedModel, image_path: str | Path, text: str, source: str 
     """One image + text -> one SCORES record (pair_id null); bad input is a CmiscError."""
     from PIL import Image
 
-    from cmisc_model.data import load_image
+    from cmisc_model.training.data import load_image
 
     image_path = Path(image_path)
     if not image_path.is_file():
@@ -208,7 +208,7 @@ def predict_pair(m: LoadedModel, image_path: str | Path, text: str, source: str 
 def predict_pairs(m: LoadedModel, pairs_path: str | Path, out_path: str | Path, batch_size: int = 32,
                   progress: bool = False) -> dict:
     """Score a pairs-like Parquet file -> SCORES Parquet (atomic), one row per input row; returns counts."""
-    from cmisc_model.embed import read_pairs
+    from cmisc_model.inference.embed import read_pairs
 
     rows = read_pairs(Path(pairs_path))
     records = score_rows(m, rows, batch_size, progress)
@@ -228,7 +228,7 @@ def predict_pairs(m: LoadedModel, pairs_path: str | Path, out_path: str | Path, 
 
 
 def cli_main(argv: list[str]) -> int:
-    from cmisc_model.cli import command_parser
+    from cmisc_model.commands import command_parser
 
     ap = command_parser("cmisc predict", __doc__)
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder written by cmisc train-cl")

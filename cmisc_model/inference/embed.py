@@ -28,13 +28,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from cmisc_model import schemas as S
-from cmisc_model.checkpoint import load_checkpoint, load_model_state, model_config
 from cmisc_model.config import from_mapping
-from cmisc_model.data import AutoencoderDataset, BucketBatchSampler, collate, usable_rows
+from cmisc_model.corpus.vocab import vocab_hash
 from cmisc_model.errors import CmiscError
 from cmisc_model.models.autoencoder import Autoencoder
-from cmisc_model.text import TextConfig, TextNormaliser
-from cmisc_model.vocab import vocab_hash
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
+from cmisc_model.training.checkpoint import load_checkpoint, load_model_state, model_config
+from cmisc_model.training.data import AutoencoderDataset, BucketBatchSampler, collate, usable_rows
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ def embed(model_dir: Path, pairs_path: Path, out_path: Path, batch_size: int = 6
 
 
 def cli_main(argv: list[str]) -> int:
-    """The options are in ``cmisc_model/torch_commands.py`` (parsed there without torch for ``cmisc``)."""
-    from cmisc_model.torch_commands import embed_parser
+    """The options are in ``cmisc_model/commands.py`` (parsed there without torch for ``cmisc``)."""
+    from cmisc_model.commands import embed_parser
 
     return run(embed_parser().parse_args(argv))
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cmisc_model import scenes as S
 from cmisc_model.errors import CmiscError
+from cmisc_model.sample_world import scenes as S
 
 KINDS = ("images_shuffled", "images_blank", "texts_shuffled")
 
@@ -130,9 +130,9 @@ def cli_main(argv: list[str]) -> int:
     import argparse
 
     from cmisc_model import schemas as Sch
-    from cmisc_model.annotations import repeat_split
     from cmisc_model.config import BaseConfig, load_section
-    from cmisc_model.corpus import CorpusConfig
+    from cmisc_model.corpus.annotations import repeat_split
+    from cmisc_model.corpus.assemble import CorpusConfig
 
     ap = argparse.ArgumentParser(prog="cmisc ablate", description="one repeat's test split, intact or with images "
                                  "shuffled or blank or texts shuffled, as a file cmisc predict --pairs reads")

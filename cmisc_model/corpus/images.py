@@ -64,8 +64,8 @@ import pyarrow as pa
 from PIL import Image, ImageOps
 
 from cmisc_model.errors import CmiscError
-from cmisc_model.http import FetchError, PoliteSession
 from cmisc_model.schemas import atomic_path, normalise_file_title
+from cmisc_model.sources.http import FetchError, PoliteSession
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from cmisc_model import schemas as S
 from cmisc_model.config import BaseConfig, load_section
-from cmisc_model.text import TextConfig, TextNormaliser
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def load_vocab(path: Path) -> dict[str, int]:
 
 
 def cli_main(argv: list[str]) -> int:
-    from cmisc_model.cli import command_parser
+    from cmisc_model.commands import command_parser
 
     parser = command_parser("cmisc vocab", __doc__)
     parser.add_argument("--corpus", type=Path, required=True, help="corpus.parquet from the corpus stage")
@@ -212,3 +212,9 @@ def cli_main(argv: list[str]) -> int:
     metrics = run(args.corpus, args.out, cfg, text_cfg, seed)
     print(json.dumps(metrics, indent=2))
     return 0
+
+
+def read_vocab(vocab_dir: Path) -> tuple[dict[str, int], str]:
+    table = S.read_table(vocab_dir / "vocab.parquet", S.VOCAB)
+    vocab = dict(zip(table.column("token").to_pylist(), table.column("id").to_pylist()))
+    return vocab, vocab_hash(table)

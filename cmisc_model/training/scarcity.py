@@ -67,11 +67,15 @@ def per_repeat(metrics: dict, task: str) -> list[float]:
 def run(labelled: Path, ae_dir: Path, out_dir: Path, fractions: list[float], params_path: Path,
         full: dict[str, Path | None], device: str | None = None, vocab_dir: Path | None = None) -> dict:
     """``vocab_dir``: where the no-AE system takes its vocabulary and Word2Vec (default: the AE folder)."""
-    from cmisc_model.baselines import BaselinesConfig
     from cmisc_model.config import BaseConfig, load_section
-    from cmisc_model.corpus import CorpusConfig
-    from cmisc_model.train_autoencoder import AutoencoderParams
-    from cmisc_model.train_classifier import ClassifierParams, folder_from_params, train_classifier
+    from cmisc_model.corpus.assemble import CorpusConfig
+    from cmisc_model.evaluation.baselines import BaselinesConfig
+    from cmisc_model.training.autoencoder import AutoencoderParams
+    from cmisc_model.training.classifier import (
+        ClassifierParams,
+        folder_from_params,
+        train_classifier,
+    )
 
     params = load_section(ClassifierParams, "classifier", params_path)
     repeats = params.train.repeats or load_section(BaselinesConfig, "baselines", params_path).repeats

@@ -32,7 +32,7 @@ bytes for the same seed:
 
 How labels follow from the construction
 ---------------------------------------
-Every image is a rendered scene (``cmisc_model.scenes``: shapes, colours,
+Every image is a rendered scene (``cmisc_model.sample_world.scenes``: shapes, colours,
 sizes, grid positions). A text mentions some depicted objects, correctly or
 with a wrong colour or shape, mentions objects at empty positions ("absent"),
 and otherwise says non-visual things. The labels are computed by
@@ -86,12 +86,12 @@ from typing import Any
 
 import numpy as np
 
-from cmisc_model import scenes as sc_mod
 from cmisc_model.config import BaseConfig, ParamsError, from_mapping, load_params
 from cmisc_model.errors import CmiscError
-from cmisc_model.scenes import POSITION_PHRASES, Scene, label_sentences, random_scene
+from cmisc_model.sample_world import scenes as sc_mod
+from cmisc_model.sample_world.scenes import POSITION_PHRASES, Scene, label_sentences, random_scene
 from cmisc_model.schemas import ANNOTATIONS, from_rows, make_pair_id, normalise_file_title
-from cmisc_model.sentences import split_sentences
+from cmisc_model.text.sentences import split_sentences
 
 SIZE_KEYS = ("wiki_articles", "bbc_stories", "coco_images", "labelled")
 

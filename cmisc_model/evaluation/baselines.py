@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from cmisc_model import schemas as S
-from cmisc_model.annotations import LabelledSplitConfig, repeat_split
+from cmisc_model.corpus.annotations import LabelledSplitConfig, repeat_split
 from cmisc_model.errors import CmiscError
 
 TASKS = ("cmi", "sc")
@@ -145,7 +145,7 @@ def fit_logistic(X, y: np.ndarray, cfg: BaselinesConfig, seed: int, text: bool):
 
 def text_features(rows: list[dict], text_cfg=None) -> dict[str, str]:
     """pair_id -> the text the model reads (normalised tokens, space-joined)."""
-    from cmisc_model.text import TextConfig, TextNormaliser
+    from cmisc_model.text.normalise import TextConfig, TextNormaliser
 
     norm = TextNormaliser(text_cfg or TextConfig())
     return {r["pair_id"]: " ".join(t for s in norm.blocks(r["text_blocks"], r["source"]) for t in s) for r in rows}
@@ -295,15 +295,15 @@ def run_baselines(
             pred[t] = model.predict(X_test)
         summary["svm_c"][str(k)] = chosen
         out += [_prediction_row("svm", k, r, pred["cmi"][i], pred["sc"][i]) for i, r in enumerate(test)]
-    from cmisc_model.evaluate import predictions_table
+    from cmisc_model.evaluation.report import predictions_table
 
     return predictions_table(out, str(labelled_path)), summary
 
 
 def cli_main(argv: list[str]) -> int:
     from cmisc_model.config import BaseConfig, load_section
-    from cmisc_model.corpus import CorpusConfig
-    from cmisc_model.evaluate import write_predictions
+    from cmisc_model.corpus.assemble import CorpusConfig
+    from cmisc_model.evaluation.report import write_predictions
 
     parser = argparse.ArgumentParser(prog="cmisc baselines", description=__doc__.split("\n\n")[0])
     parser.add_argument("--labelled", type=Path, required=True, help="labelled.parquet from the corpus stage")
@@ -317,7 +317,7 @@ def cli_main(argv: list[str]) -> int:
     seed = load_section(BaseConfig, "base", args.params).seed
     split_cfg = load_section(CorpusConfig, "corpus", args.params).labelled
     repeats = args.repeats or cfg.repeats
-    from cmisc_model.text import TextConfig
+    from cmisc_model.text.normalise import TextConfig
 
     text_cfg = load_section(TextConfig, "text", args.params)
     table, summary = run_baselines(args.labelled, args.embeddings, repeats, seed, cfg, split_cfg, progress=True,

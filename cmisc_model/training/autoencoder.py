@@ -3,7 +3,7 @@
     cmisc train-ae --corpus data/corpus/corpus.parquet --vocab data/vocab \\
         --out models/autoencoder [--live-dir reports/autoencoder] [--params params.yaml] [--resume]
 
-Training (params ``autoencoder.train``, recipes in ``cmisc_model/optim.py``):
+Training (params ``autoencoder.train``, recipes in ``cmisc_model/training/optim.py``):
 AdamW with warm-up and a cosine decay by steps, batch 16, gradient norm
 clipped at 5; loss = text cross-entropy + ``image_loss_weight`` x image MSE +
 ``matching_weight`` x image-text matching BCE. The 2017 recipe (SGD, lr 0.1
@@ -32,7 +32,7 @@ step as an uninterrupted one.
 
 Devices: CUDA when available (bf16 autocast, channels-last images), else CPU
 with one torch thread per available core. Several processes:
-``torchrun --standalone --nproc-per-node=N -m cmisc_model.train_autoencoder ...``
+``torchrun --standalone --nproc-per-node=N -m cmisc_model.training.autoencoder ...``
 (nccl on CUDA, gloo on CPU); each rank gets ``batch_size`` samples a step and
 only rank 0 writes files.
 """
@@ -40,7 +40,6 @@ only rank 0 writes files.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import logging
@@ -59,7 +58,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from cmisc_model import schemas as S
-from cmisc_model.checkpoint import (
+from cmisc_model.config import BaseConfig, load_section
+from cmisc_model.corpus.vocab import read_vocab
+from cmisc_model.errors import CmiscError
+from cmisc_model.models.autoencoder import AEOutput, Autoencoder
+from cmisc_model.models.config import ModelConfig
+from cmisc_model.models.encoders import load_word2vec
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
+from cmisc_model.training.checkpoint import (
     check_compatible,
     load_checkpoint,
     load_model_state,
@@ -68,8 +74,7 @@ from cmisc_model.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from cmisc_model.config import BaseConfig, load_section
-from cmisc_model.data import (
+from cmisc_model.training.data import (
     AutoencoderDataset,
     BucketBatchSampler,
     DataConfig,
@@ -77,14 +82,9 @@ from cmisc_model.data import (
     load_image,
     usable_rows,
 )
-from cmisc_model.determinism import make_deterministic
-from cmisc_model.errors import CmiscError
-from cmisc_model.models.autoencoder import AEOutput, Autoencoder
-from cmisc_model.models.config import ModelConfig
-from cmisc_model.models.encoders import load_word2vec
-from cmisc_model.optim import build_optimizer, build_scheduler
-from cmisc_model.text import TextConfig, TextNormaliser
-from cmisc_model.vocab import vocab_hash
+from cmisc_model.training.determinism import make_deterministic
+from cmisc_model.training.optim import build_optimizer, build_scheduler
+from cmisc_model.training.runtime import amp_context, setup_distributed
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class TrainConfig:
     log_every: int = 10  # steps between DVCLive train rows (means over those steps)
     checkpoint_every: int = 100  # steps between last.pt writes (also written after each epoch)
     reconstructions: int = 8  # validation samples in reconstructions.png
-    # Grounding phase after training (cross-attention only; cmisc_model/grounding.py;
+    # Grounding phase after training (cross-attention only; cmisc_model/training/grounding.py;
     # departure from 2017): the selected model's sentence side is trained to match
     # texts to their own images on fixed, cached regions. 0 = off.
     ground_epochs: int = 20
@@ -156,50 +156,6 @@ class AutoencoderParams:
 
 # --------------------------------------------------------------------------- setup
 
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def any(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is true on any rank (keeps DDP ranks in step)."""
-        if self.world == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
-
-def setup_distributed(device: str | None = None) -> Dist:
-    """Read torchrun's environment; init the process group when WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if dev.index is None:
-            dev = torch.device("cuda", local)
-        torch.cuda.set_device(dev)
-    else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // world))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(rank, world, dev)
-
-
-def read_vocab(vocab_dir: Path) -> tuple[dict[str, int], str]:
-    table = S.read_table(vocab_dir / "vocab.parquet", S.VOCAB)
-    vocab = dict(zip(table.column("token").to_pylist(), table.column("id").to_pylist()))
-    return vocab, vocab_hash(table)
-
 
 def corpus_rows(path: Path) -> list[dict]:
     table = S.read_table(path, S.CORPUS)
@@ -213,12 +169,6 @@ def make_loader(dataset, sampler, num_workers: int, seed: int, epoch: int, cuda:
     g = torch.Generator().manual_seed(seed * 7919 + epoch)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
                       pin_memory=cuda, generator=g, persistent_workers=False)
-
-
-def amp_context(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def to_device(batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,9 +280,9 @@ def reconstruction_grid(model: torch.nn.Module, dataset: AutoencoderDataset, n: 
 def run_probe(model, rows, vocab, normaliser, cfg, dc, text_cfg, truth, device, limit: int = 1200) -> dict:
     """Linear probes (probe.py): ``article``, the article embedding for scene attributes beside
     text-only probes; ``regions`` (cross-attention), each region vector for what stands there."""
-    from cmisc_model.ablations import read_scenes
-    from cmisc_model.baselines import text_features
-    from cmisc_model.probe import probe, region_probe
+    from cmisc_model.evaluation.ablations import read_scenes
+    from cmisc_model.evaluation.baselines import text_features
+    from cmisc_model.evaluation.probe import probe, region_probe
 
     scenes = read_scenes(truth)
     known, _ = usable_rows([r for r in rows if r["pair_id"] in scenes])
@@ -455,7 +405,7 @@ def train(
 
     if not resuming and tc.pre_ground_epochs > 0 and model.sentence_match_head is not None:
         # before the DDP wrap: every rank grounds, then DDP starts them all from rank 0's weights
-        from cmisc_model.grounding import ground
+        from cmisc_model.training.grounding import ground
 
         plain = AutoencoderDataset(train_rows, vocab, normaliser, cfg.image_size, False, dc.resize_factor)
         ground(model, plain, tc.pre_ground_epochs, tc.ground_batch, tc.ground_lr, seed, d.device, progress and d.main)
@@ -624,7 +574,7 @@ def train(
         checkpoint(best_path, tc.epochs, 0)
     grounding, region_words = None, None
     if d.main and tc.ground_epochs > 0 and model.sentence_match_head is not None:
-        from cmisc_model.grounding import ground, teach_regions
+        from cmisc_model.training.grounding import ground, teach_regions
 
         best = load_checkpoint(best_path)
         load_model_state(model, best, best_path)
@@ -705,8 +655,8 @@ def train(
 # --------------------------------------------------------------------------- cli
 
 def cli_main(argv: list[str]) -> int:
-    """The options are in ``cmisc_model/torch_commands.py`` (parsed there without torch for ``cmisc``)."""
-    from cmisc_model.torch_commands import train_ae_parser
+    """The options are in ``cmisc_model/commands.py`` (parsed there without torch for ``cmisc``)."""
+    from cmisc_model.commands import train_ae_parser
 
     return run(train_ae_parser().parse_args(argv))
 
@@ -726,7 +676,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    """``python -m cmisc_model.train_autoencoder`` (what torchrun starts on each rank)."""
+    """``python -m cmisc_model.training.autoencoder`` (what torchrun starts on each rank)."""
     from cmisc_model.errors import USER_ERRORS
 
     try:

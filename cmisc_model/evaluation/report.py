@@ -48,10 +48,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cmisc_model import metrics as M
 from cmisc_model import schemas as S
-from cmisc_model.annotations import LabelledSplitConfig, label_distribution, repeat_split
+from cmisc_model.corpus.annotations import LabelledSplitConfig, label_distribution, repeat_split
 from cmisc_model.errors import CmiscError
+from cmisc_model.evaluation import metrics as M
 
 TASKS = ("cmi", "sc")
 TASK_NAMES = {"cmi": "CMI", "sc": "SC"}
@@ -502,7 +502,7 @@ def _ablations_md(ablations: dict, results: dict, rules: dict, counterfactual: d
             lines.append(f"| {system} | {d['n']} | {_f(d['prediction_changed'])} | {_f(d['accuracy'])} |")
     if rules:
         lines += ["", ("**Accuracy per labelling rule** (all repeats' test items; rules from the sample world's "
-                       "ground truth, `cmisc_model/scenes.py`)"), ""]
+                       "ground truth, `cmisc_model/sample_world/scenes.py`)"), ""]
         for task in TASKS:
             names = sorted({rule for s in rules.values() for rule in s.get(task, {})})
             lines += [f"{TASK_NAMES[task]}:", "", "| System | " + " | ".join(names) + " |",
@@ -570,7 +570,7 @@ def evaluate(
         results[system], confusions[system] = score_system(srows, cfg, seed)
     missing = {s: notes.get(s, "no predictions given") for s in cfg.systems if s not in results}
 
-    from cmisc_model.ablations import read_scenes, truth_rules
+    from cmisc_model.evaluation.ablations import read_scenes, truth_rules
 
     rules = truth_rules(labelled_full, read_scenes(truth)) if truth is not None else {}
     cf_rows = [r for p in counterfactual_files or [] for r in read_predictions(p).to_pylist()]
@@ -683,7 +683,7 @@ def provenance(labelled: list[dict], truth: str | Path | None) -> str:
 def load_configs(params: str | Path = "params.yaml") -> tuple[EvaluateConfig, int, LabelledSplitConfig]:
     """(evaluate section, base.seed, corpus.labelled) from a params file."""
     from cmisc_model.config import BaseConfig, load_section
-    from cmisc_model.corpus import CorpusConfig
+    from cmisc_model.corpus.assemble import CorpusConfig
 
     return (
         load_section(EvaluateConfig, "evaluate", params),

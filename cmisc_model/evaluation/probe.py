@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmisc_model import scenes as S
+from cmisc_model.sample_world import scenes as S
 
 ATTRIBUTES = {
     "n_objects": lambda s: len(s.objects),

@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from cmisc_model.text import TextNormaliser
+from cmisc_model.text.normalise import TextNormaliser
 
 log = logging.getLogger(__name__)
 
@@ -260,3 +260,9 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return max(0, self.batches_per_epoch() - self.start)
+
+
+def eval_loader(ds: AutoencoderDataset, batch_size: int) -> DataLoader:
+    """Every item once, batches sorted by length, the last partial batch kept."""
+    sampler = BucketBatchSampler(ds.lengths(), batch_size, shuffle=False)
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=0)

@@ -31,7 +31,7 @@ worth when perception supplies it (session 10: SC 0.719 -> 0.814 -> 0.867
 with ``verdict_salient``, against 0.723 for ``both``). Validation and
 test figures are both under the oracle (the test parts are edited alike).
 
-    python -m cmisc_model.oracle --mode both --autoencoder models/autoencoder \
+    python -m cmisc_model.diagnostics.oracle --mode both --autoencoder models/autoencoder \
         --labelled data/corpus/labelled.parquet --truth data/sample_world/scenes.jsonl
 """
 
@@ -45,10 +45,10 @@ from collections.abc import Mapping
 
 import torch
 
-from cmisc_model import scenes as S
 from cmisc_model import schemas
-from cmisc_model.probe import region_targets
-from cmisc_model.text import TextNormaliser
+from cmisc_model.evaluation.probe import region_targets
+from cmisc_model.sample_world import scenes as S
+from cmisc_model.text.normalise import TextNormaliser
 
 VERDICT_MODES = ("verdict", "verdict_salient")  # real parts, the true verdict as the word fit
 MODES = ("real", "image", "both", "salient", *VERDICT_MODES)
@@ -159,13 +159,12 @@ def transform(scenes: Mapping[str, S.Scene], normaliser: TextNormaliser, mode: s
 def run_oracle(labelled_path, ae_dir, truth, mode: str, params_path="params.yaml", repeats: int | None = None,
                device: str = "cpu", flip: float = 0.0) -> dict:
     """K repeats of the classifier head on oracle parts -> val and test accuracy per repeat and mean."""
-    from cmisc_model.ablations import read_scenes
-    from cmisc_model.annotations import repeat_split
-    from cmisc_model.baselines import BaselinesConfig
     from cmisc_model.config import BaseConfig, load_section
-    from cmisc_model.corpus import CorpusConfig
-    from cmisc_model.determinism import make_deterministic
-    from cmisc_model.train_classifier import (
+    from cmisc_model.corpus.annotations import repeat_split
+    from cmisc_model.corpus.assemble import CorpusConfig
+    from cmisc_model.evaluation.ablations import read_scenes
+    from cmisc_model.evaluation.baselines import BaselinesConfig
+    from cmisc_model.training.classifier import (
         AutoencoderParams,
         ClassifierParams,
         LabelledDataset,
@@ -174,6 +173,7 @@ def run_oracle(labelled_path, ae_dir, truth, mode: str, params_path="params.yaml
         read_autoencoder,
         train_repeat,
     )
+    from cmisc_model.training.determinism import make_deterministic
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
@@ -207,7 +207,7 @@ def run_oracle(labelled_path, ae_dir, truth, mode: str, params_path="params.yaml
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cmisc_model.oracle", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m cmisc_model.diagnostics.oracle", description=__doc__.split("\n\n")[0])
     ap.add_argument("--mode", choices=MODES, default="both", help="which parts are replaced by the truth")
     ap.add_argument("--autoencoder", default="models/autoencoder", help="model folder from cmisc train-ae")
     ap.add_argument("--labelled", default="data/corpus/labelled.parquet", help="labelled.parquet")

@@ -33,7 +33,7 @@ batch dropped.
 
 Outputs in ``--out``: ``predictions.parquet`` (PREDICTIONS rows of every
 repeat, with probabilities, and of the ablated test sets of
-``cmisc_model/ablations.py`` as systems ``<system>:<ablation>``),
+``cmisc_model/evaluation/ablations.py`` as systems ``<system>:<ablation>``),
 ``counterfactual.parquet`` (with ``--truth``), ``model.pt`` (repeat 0's selected model, loadable
 with ``weights_only=True``; ``cmisc predict`` reads it), ``metrics.json``
 (val/test accuracies per repeat), ``config.json``, and copies of
@@ -64,26 +64,39 @@ import torch
 from torch.utils.data import DataLoader
 
 from cmisc_model import schemas as S
-from cmisc_model.ablations import KINDS as ABLATIONS
-from cmisc_model.ablations import ablated_rows, counterfactual_rows, read_scenes, write_blank_image
-from cmisc_model.annotations import LabelledSplitConfig, repeat_split
-from cmisc_model.checkpoint import load_checkpoint, model_config, plain_config, save_checkpoint
 from cmisc_model.config import BaseConfig, from_mapping, load_section
-from cmisc_model.data import AutoencoderDataset, BucketBatchSampler, DataConfig, collate
-from cmisc_model.determinism import make_deterministic
+from cmisc_model.corpus.annotations import LabelledSplitConfig, repeat_split
+from cmisc_model.corpus.vocab import read_vocab
 from cmisc_model.errors import CmiscError
+from cmisc_model.evaluation.ablations import KINDS as ABLATIONS
+from cmisc_model.evaluation.ablations import (
+    ablated_rows,
+    counterfactual_rows,
+    read_scenes,
+    write_blank_image,
+)
 from cmisc_model.models.autoencoder import encoder_state_from_autoencoder
 from cmisc_model.models.classifier import Classifier
 from cmisc_model.models.config import ClassifierConfig, ModelConfig
 from cmisc_model.models.encoders import ArticleEncoder, EncodedParts, load_word2vec
-from cmisc_model.optim import build_optimizer, build_scheduler
-from cmisc_model.text import TextConfig, TextNormaliser
-from cmisc_model.train_autoencoder import (
-    AutoencoderParams,
-    amp_context,
-    read_vocab,
-    setup_distributed,
+from cmisc_model.text.normalise import TextConfig, TextNormaliser
+from cmisc_model.training.autoencoder import AutoencoderParams
+from cmisc_model.training.checkpoint import (
+    load_checkpoint,
+    model_config,
+    plain_config,
+    save_checkpoint,
 )
+from cmisc_model.training.data import (
+    AutoencoderDataset,
+    BucketBatchSampler,
+    DataConfig,
+    collate,
+    eval_loader,
+)
+from cmisc_model.training.determinism import make_deterministic
+from cmisc_model.training.optim import build_optimizer, build_scheduler
+from cmisc_model.training.runtime import amp_context, setup_distributed
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +170,6 @@ class LabelledDataset(AutoencoderDataset):
     def label_tensors(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.tensor([self.cmi[i] for i in indices], dtype=torch.long),
                 torch.tensor([self.sc[i] for i in indices], dtype=torch.long))
-
-
-def eval_loader(ds: AutoencoderDataset, batch_size: int) -> DataLoader:
-    """Every item once, batches sorted by length, the last partial batch kept."""
-    sampler = BucketBatchSampler(ds.lengths(), batch_size, shuffle=False)
-    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=0)
 
 
 @torch.no_grad()
@@ -386,7 +393,7 @@ def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: Classifi
                  parts_transform=None) -> dict:
     """Train on ``train``, select on ``val``; returns the selected model's state and the history.
     ``parts_transform(cache, dataset) -> cache`` edits the cached parts before training
-    (``freeze_features`` only; the oracle study, ``cmisc_model/oracle.py``).
+    (``freeze_features`` only; the oracle study, ``cmisc_model/diagnostics/oracle.py``).
 
     The test rows are not touched here.
     """
@@ -621,7 +628,7 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
                 live.summary["selected/epoch"] = best["epoch"]
                 live.end()
 
-    from cmisc_model.evaluate import predictions_table, write_predictions
+    from cmisc_model.evaluation.report import predictions_table, write_predictions
 
     write_predictions(predictions_table(predictions, str(out_dir)), out_dir / "predictions.parquet")
     if scenes:
@@ -661,15 +668,15 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
 # --------------------------------------------------------------------------- cli
 
 def cli_main(argv: list[str]) -> int:
-    """The options are in ``cmisc_model/torch_commands.py`` (parsed there without torch for ``cmisc``)."""
-    from cmisc_model.torch_commands import parse_train_cl
+    """The options are in ``cmisc_model/commands.py`` (parsed there without torch for ``cmisc``)."""
+    from cmisc_model.commands import parse_train_cl
 
     return run(parse_train_cl(argv))
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmisc_model.baselines import BaselinesConfig
-    from cmisc_model.corpus import CorpusConfig
+    from cmisc_model.corpus.assemble import CorpusConfig
+    from cmisc_model.evaluation.baselines import BaselinesConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_section(ClassifierParams, "classifier", args.params)

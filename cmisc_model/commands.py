@@ -1,10 +1,15 @@
-"""The options of the commands that need torch: ``train-ae``, ``train-cl``, ``embed``.
+"""How the commands parse their options.
 
-Their modules import torch at module level (2-4 s), so their parsers live
-here: ``cmisc train-ae --help`` or a misspelt option answers at once, and the
+``command_parser`` is the ArgumentParser the commands should use: its
+description is the module docstring's first paragraph without reST markup,
+it shows defaults, and it suggests the nearest option for a misspelt one.
+
+The options of the commands that need torch (``train-ae``, ``train-cl``, ``embed``)
+live here too: their modules import torch at module level (2-4 s), so with
+their parsers here ``cmisc train-ae --help`` or a misspelt option answers at once, and the
 command's module, with torch, is imported only once the arguments are parsed.
 Each module's ``cli_main(argv)`` parses with the same parser and calls its
-``run(args)``, so ``python -m cmisc_model.train_autoencoder`` (what torchrun
+``run(args)``, so ``python -m cmisc_model.training.autoencoder`` (what torchrun
 starts) and the tests that call ``cli_main`` behave as ``cmisc`` does.
 
 The descriptions are the first paragraph of each module's docstring, read
@@ -15,11 +20,54 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import importlib
 import importlib.util
+import re
 from pathlib import Path
 
-from cmisc_model.cli import command_parser
+
+def plain(doc: str | None) -> str:
+    """The first paragraph of a docstring as help text: reST ``literals`` and
+    `roles` lose their backquotes, line breaks become spaces."""
+    first = (doc or "").strip().split("\n\n")[0]
+    first = re.sub(r":\w+:`([^`]*)`", r"\1", first)
+    return " ".join(first.replace("``", "").replace("`", "").split())
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with a suggestion for a misspelt option (Python 3.11 has none)."""
+
+    def parse_args(self, args=None, namespace=None):
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            options = [s for a in self._actions for s in a.option_strings]
+            first = extra[0].split("=")[0]
+            hint = did_you_mean(first, options) if first.startswith("-") else ""
+            self.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+        return ns
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" where a default says something: not for flags,
+    not for None, not where the help already names its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "default" not in text and not isinstance(action, argparse._HelpAction):
+            text += " (default: %(default)s)"
+        return text
+
+
+def command_parser(prog: str, doc: str | None, **kwargs) -> CommandParser:
+    kwargs.setdefault("formatter_class", _HelpFormatter)
+    return CommandParser(prog=prog, description=plain(doc), **kwargs)
 
 
 def module_doc(module: str) -> str | None:
@@ -31,7 +79,7 @@ def module_doc(module: str) -> str | None:
 
 
 def train_ae_parser() -> argparse.ArgumentParser:
-    ap = command_parser("cmisc train-ae", module_doc("cmisc_model.train_autoencoder"))
+    ap = command_parser("cmisc train-ae", module_doc("cmisc_model.training.autoencoder"))
     ap.add_argument("--corpus", type=Path, required=True, help="corpus.parquet (CORPUS schema)")
     ap.add_argument("--vocab", type=Path, required=True, help="folder with vocab.parquet and word2vec.parquet")
     ap.add_argument("--out", type=Path, required=True, help="model folder (model.pt, last.pt, config.json)")
@@ -44,7 +92,7 @@ def train_ae_parser() -> argparse.ArgumentParser:
 
 
 def train_cl_parser() -> argparse.ArgumentParser:
-    ap = command_parser("cmisc train-cl", module_doc("cmisc_model.train_classifier"))
+    ap = command_parser("cmisc train-cl", module_doc("cmisc_model.training.classifier"))
     ap.add_argument("--labelled", type=Path, required=True, help="labelled.parquet from the corpus stage")
     ap.add_argument("--autoencoder", type=Path, help="model folder from cmisc train-ae")
     ap.add_argument("--vocab", type=Path, help="with --no-ae instead of --autoencoder: the vocab stage's folder "
@@ -72,7 +120,7 @@ def parse_train_cl(argv: list[str]) -> argparse.Namespace:
 
 
 def embed_parser() -> argparse.ArgumentParser:
-    ap = command_parser("cmisc embed", module_doc("cmisc_model.embed"))
+    ap = command_parser("cmisc embed", module_doc("cmisc_model.inference.embed"))
     ap.add_argument("--model", type=Path, required=True, help="model folder from cmisc train-ae")
     ap.add_argument("--pairs", type=Path, required=True, help="pairs, corpus or labelled Parquet file")
     ap.add_argument("--out", type=Path, required=True, help="embeddings.parquet to write")
@@ -89,14 +137,14 @@ def _run(module: str, args: argparse.Namespace) -> int:
 
 def train_ae(argv: list[str]) -> int:
     """``cmisc train-ae``."""
-    return _run("cmisc_model.train_autoencoder", train_ae_parser().parse_args(argv))
+    return _run("cmisc_model.training.autoencoder", train_ae_parser().parse_args(argv))
 
 
 def train_cl(argv: list[str]) -> int:
     """``cmisc train-cl``."""
-    return _run("cmisc_model.train_classifier", parse_train_cl(argv))
+    return _run("cmisc_model.training.classifier", parse_train_cl(argv))
 
 
 def embed(argv: list[str]) -> int:
     """``cmisc embed``."""
-    return _run("cmisc_model.embed", embed_parser().parse_args(argv))
+    return _run("cmisc_model.inference.embed", embed_parser().parse_args(argv))
