@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU readiness check (issue 10): run on a CUDA machine from the repository root.
+# GPU readiness check: run on a CUDA machine from the repository root.
 #   benchmarks/gpu_check.sh [STEPS]        -> gpu_check.json (one process) and gpu_check_ddp.json (torchrun, nccl)
 # Trains the 2017 configuration (InceptionV3, 299 px) with bf16 autocast and channels-last at batch 16 and
 # 128, checks that the loss falls, and records images/s and peak memory. Not a test: never run by CI.

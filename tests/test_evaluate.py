@@ -165,7 +165,7 @@ def test_flow_runs_baselines_evaluates_and_publishes_the_report(world, capsys):
     report = Artifact.get("evaluation-report")
     assert report is not None and report.type == "markdown" and "Table 3" in report.data
     table = Artifact.get("evaluation-summary")
-    # one row per system with its figures as columns (issue 12: not one dotted row per number)
+    # one row per system with its figures as columns, not one dotted row per number
     rows = {r["system"]: r for r in json.loads(table.data)}
     assert table is not None and rows["classifier"]["CMI acc"] == 1.0 and rows["svm"]["CMI acc"] == "missing"
     assert len(rows) == len(json.loads(table.data)) <= 12
@@ -194,7 +194,7 @@ def test_report_shows_per_class_precision_and_recall_of_the_classifier(world):
 
 
 def test_report_cites_only_files_that_exist(world):
-    """No citation of a notes file that is not in the repository (issue 12)."""
+    """No citation of a notes file that is not in the repository."""
     import re
 
     tmp, rows, lab = world

@@ -1,4 +1,4 @@
-"""Grounding and evidence pooling (issue 10): the parts of the model that make it read the image."""
+"""Grounding and evidence pooling: the parts of the model that make it read the image."""
 
 from __future__ import annotations
 

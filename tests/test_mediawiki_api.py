@@ -442,7 +442,7 @@ def test_a_failing_batch_does_not_lose_the_other_batches_of_a_shard():
     assert len(_content_requests(wiki)) == 1 + 1 + 3
 
 
-# --------------------------------------------------------------------------- issue 11
+# --------------------------------------------------------------------------- summaries, failures and resumption
 
 
 def test_summary_counts_every_request_sent_retries_included():

@@ -42,7 +42,7 @@ def test_template_is_configured_and_loads_nothing_from_the_network(tmp_path):
 def test_page_renders_in_headless_chromium(tmp_path):
     browser = shutil.which("chromium-headless-shell") or shutil.which("chromium")
     if browser is None:
-        pytest.skip("no headless Chromium (apt-get install chromium-headless-shell)")
+        pytest.skip("no headless Chromium (apt-get install chromium; .ci/run installs it)")
     page = render(tmp_path)
     dom = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -143,11 +144,32 @@ def test_unwritable_folder_names_it(tmp_path):
     os.chmod(folder, 0o500)
     try:
         if os.access(folder, os.W_OK):
-            pytest.skip("running as a user that can write anywhere")
+            return unwritable_as_nobody()  # root writes anywhere: the same check as another user
         with pytest.raises(OSError, match="cannot write to .*ro"):
             S.write_table(S.from_rows([pair_row()], S.PAIRS), folder / "p.parquet", S.PAIRS)
     finally:
         os.chmod(folder, 0o700)
+
+
+def unwritable_as_nobody():
+    """Root: write into a read-only folder as uid 65534 in a child process (setpriv, util-linux)."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="cmisc-ro-"))  # under /tmp, where uid 65534 may enter
+    try:
+        os.chmod(base, 0o755)
+        (base / "ro").mkdir(mode=0o555)
+        code = ("from cmisc_model import schemas as S; import pyarrow as pa; "
+                "t = pa.table({'x': [1]}); S.write_table(t, 'ro/p.parquet', t.schema)")
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code]
+        done = subprocess.run(cmd, cwd=base, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode != 0 and "UnwritableError: cannot write to ro" in done.stderr, done.stderr
+        assert list((base / "ro").iterdir()) == []
+    finally:
+        shutil.rmtree(base)
 
 
 def test_not_parquet_is_a_clear_error(tmp_path):

@@ -298,7 +298,7 @@ def test_truncated_multistream_bz2_keeps_complete_streams(tmp_path, xml_2019):
     assert file_metadata(out)["cmisc.incomplete"] == "true"
 
 
-# --------------------------------------------------------------------------- issue 11
+# --------------------------------------------------------------------------- empty inputs, siteinfo, summaries, workers
 
 
 def test_zero_page_inputs_exit_2_and_keep_the_previous_output(tmp_path, capsys):

@@ -302,7 +302,7 @@ def test_prestrip_changes_nothing_on_gensim_enwiki_excerpt(monkeypatch):
     assert sum(map(len, before)) > 500
 
 
-# --------------------------------------------------------------------------- issue 11
+# --------------------------------------------------------------------------- prose templates, entities, sentence splitting
 
 PROSE = """[[File:Rain.jpg|thumb|Rain]]
 Alabama receives an average of {{convert|56|in|mm}} of rainfall annually.

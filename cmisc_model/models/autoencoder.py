@@ -4,7 +4,7 @@ Loss = text cross-entropy (mean over real tokens) + image_loss_weight x image
 MSE against the un-jittered target image + matching_weight x image-text
 matching (ITM) binary cross-entropy.
 
-ITM (departure from 2017, issue 10): reconstruction alone does not teach the
+ITM (departure from 2017): reconstruction alone does not teach the
 encoder to relate what a sentence says to what the image shows. So every text
 is also encoded with another item's image of the batch (the batch rolled by
 one; pairs that share an image file are left out) and a linear head on the
@@ -17,7 +17,7 @@ encoder parts are computed once; only the fusion runs twice. The encoder is its 
 (``self.encoder``), so the classifier can take it, and its state dict lives
 under the ``encoder.`` prefix of the autoencoder's.
 
-Region word prediction (departure from 2017, issue 10; ``region_words_weight``):
+Region word prediction (departure from 2017; ``region_words_weight``):
 each sentence's words are predicted from the region it looks at. Matching is won
 by colour and place, so the regions never had to say more; told by the texts
 which words belong to a region, they must. Only sentences that look at one
@@ -27,7 +27,7 @@ the region (a linear map to the vocabulary) and the word before and after each
 word. The neighbours explain the sentence's form ("is shown in the"), so the
 region's gradient comes from the words only the image can tell (which colour,
 which shape); with the region alone, function words' residuals led the CNN's
-gradient and shapes were never learnt (session 9). After training, a phase on
+gradient and shapes were never learnt on the sample world. After training, a phase on
 this loss alone teaches the image encoder shapes (``grounding.teach_regions``).
 """
 

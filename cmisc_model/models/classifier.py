@@ -3,7 +3,7 @@
 article (2400) -> linear 32 -> ReLU -> dropout -> two linear 5-way heads (CMI, SC).
 Loss = CE(CMI) + CE(SC), equal weights.
 
-Evidence pooling (departure from 2017, issue 10; cross-attention fusion with
+Evidence pooling (departure from 2017; cross-attention fusion with
 ``evidence_dim`` > 0): the labels count how many sentences describe the image
 and whether each description is right, which a text LSTM over 50 sentences
 did not learn from ~600 labels (the model ignored the image). So each
@@ -16,7 +16,7 @@ does, filler does not) and, when the autoencoder has region word prediction,
 how well that region explains its words (``EncodedParts.fit``). With
 ``article_in_head: false`` (the default) the article is not computed at all:
 with it, the head learnt the text's cues first and used the image less
-(issue 10 note), and the text LSTM is most of a step's cost.
+on the sample world, and the text LSTM is most of a step's cost.
 """
 
 from __future__ import annotations

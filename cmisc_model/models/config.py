@@ -55,24 +55,24 @@ class ModelConfig:
     encoder_trainable: bool = True  # fine-tune the image CNN (2017: yes)
     freeze_bn: bool = True  # keep a *pretrained* Inception's batch norm in eval mode
     logit_scale_init: float = 10.0  # Departure from 2017: learnable scale on the cosine logits
-    # Departure from 2017 (issue 10): "cross_attention" lets every sentence attend
+    # Departure from 2017: "cross_attention" lets every sentence attend
     # over image regions (no global pool before fusion); "late" is the 2017 encoder.
     fusion: Literal["late", "cross_attention"] = "cross_attention"
     region_grid: int = 3  # cross_attention: the feature map pooled to G x G regions (the labels' 3 x 3 grid)
     thumb_size: int = 12  # paper 30: image decoder: article -> thumb_size x thumb_size x thumb_channels
-    thumb_channels: int = 16  # paper 1: a one-channel thumbnail holds too little (issue 10)
+    thumb_channels: int = 16  # paper 1: a one-channel thumbnail holds too little
     decoder_maps: tuple[int, ...] = (32, 16, 3)  # paper (32, 8, 3): maps of the (upsample, 5x5 conv) steps
     decoder_dropout: float = 0.1  # on the thumbnail (2017: keep 0.9)
     image_loss_weight: float = 30.0  # paper 1: loss = text CE + weight * image MSE; at 1 the
     # image term's gradient is 30-40x smaller than the text term's and the decoder learns nothing
     matching_weight: float = 1.0  # paper 0: + weight * image-text matching BCE (own vs another image)
-    # Departure from 2017 (issue 10): + weight * region word prediction, each mention's words
+    # Departure from 2017: + weight * region word prediction, each mention's words
     # predicted from the region it looks at and the words beside each word (two experts;
     # cross-attention only; 0 = off). Matching is won by colour and place, so the regions
     # need say no more; the texts tell them what stands there. On the sample world, with the
     # region word phase after training (train.region_words_steps), a region's likeliest colour
     # word is right 0.96 of the time (0.10 without region words), its shape word 0.57 (chance
-    # 0.17; 0.25 with the region expert alone and no phase; issue 10 notes, sessions 8-9).
+    # 0.17; 0.25 with the region expert alone and no phase).
     region_words_weight: float = 20.0
     init_range: float = 0.08  # uniform init of LSTM / linear weights (2017 value)
 

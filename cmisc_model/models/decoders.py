@@ -107,7 +107,7 @@ class ImageDecoder(nn.Module):
 
     2017: t = 30, C = 1. The defaults here (t = 12, C = 16) hold colour and
     position in the thumbnail's channels rather than asking one grey 30 x 30
-    map to carry them (departure, issue 10).
+    map to carry them (departure from 2017).
     """
 
     def __init__(self, cfg: ModelConfig):

@@ -282,7 +282,7 @@ class ArticleEncoder(nn.Module):
 
     ``fusion: late`` is the 2017 encoder: the image vector is the text LSTM's
     first input and is concatenated with the text state at the end.
-    ``fusion: cross_attention`` (departure from 2017, issue 10): in addition,
+    ``fusion: cross_attention`` (departure from 2017): in addition,
     every sentence attends over the image regions by their *position*
     (``where``), the attended content is compared with what the sentence says
     (``what(s) * seen``), and the text LSTM's input at that sentence is
@@ -327,13 +327,13 @@ class ArticleEncoder(nn.Module):
                 self.what.weight[0].zero_()
             self.compare = nn.Sequential(nn.Linear(cfg.sentence_dim + cfg.image_dim, cfg.sentence_dim), nn.ReLU())
             # Region word prediction (``region_words_weight``): which words a region explains
-            # (departure from 2017, issue 10; ``word_log_probs``, ``sentence_fit``). Two experts
+            # (departure from 2017; ``word_log_probs``, ``sentence_fit``). Two experts
             # whose logits add: the region, and the words beside each word. The second explains
             # the sentence's form ("is shown in the"), so the region is left to say what only
             # the image can: which colour, which shape. With the region alone, every function
             # word's residual reached the CNN too (its gradient there was 7x the shape words'),
             # and shape stayed near chance for 1,600 steps; with the neighbours' expert it rose to
-            # 0.6 in 700 (issue 10 note, session 9).
+            # 0.6 in 700 (sample world).
             if cfg.region_words_weight > 0:
                 self.region_words = nn.Linear(cfg.image_dim, cfg.vocab_size)
                 self.word_context = nn.Linear(2 * cfg.embed_dim, cfg.vocab_size)
@@ -407,11 +407,11 @@ class ArticleEncoder(nn.Module):
         region expert alone: (mean, min) over the sentence's known words, (B, S, 2); 0 for sentences
         that look at no one region (filler). The words of a correct "large red circle" fit its
         region; a wrong colour word fits it worse than the other regions do; an absent object's
-        words fit background no better than elsewhere. On the sample world (session 9 autoencoder,
-        labelled pairs) the mean tells correct mentions from absent objects with AUC 0.94, from
+        words fit background no better than elsewhere. On the sample world (the default
+        autoencoder, labelled pairs) the mean tells correct mentions from absent objects with AUC 0.94, from
         colour contradictions 0.75, from shape contradictions 0.62. (The minimum of log P(w | words
-        beside, region) told contradictions apart better on another autoencoder of that session,
-        0.88 and 0.72, but the classifier did no better with it.)"""
+        beside, region) told contradictions apart better on an autoencoder trained with other
+        settings, 0.88 and 0.72, but the classifier did no better with it.)"""
         B, S, _ = tokens.shape
         G = regions.shape[1]
         out = torch.zeros(B, S, 2, device=tokens.device)
