@@ -179,8 +179,8 @@ def split_labelled(rows: list[dict], seed: int, cfg: LabelledSplitConfig) -> lis
     No document (an article, a news story, a COCO image with its captions) is
     in two splits: a lead pair carries its whole article, so an article's
     section pairs share text with it, and 2017's per-pair split let 46 of 91
-    test pairs share an article with training pairs (issue 10). Departure from
-    2017, which split pairs by cell only.
+    test pairs share an article with training pairs. Departure from 2017,
+    which split pairs by cell only.
 
     Documents are taken largest first (ties in an order shuffled by ``seed``)
     and each goes to the split whose per-cell targets it helps most: test gets

@@ -555,19 +555,38 @@ def store_images_rows(
     cfg = cfg or ImagesConfig()
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
-    roots = [Path(r) for r in local_roots]
-    for r in roots:
-        if not r.is_dir():
-            raise CmiscError(f"local image root {r} is not a folder")
+    roots = _checked_roots(local_roots)
     # PIL's own guard (warns above the limit, raises above twice it) matches ours.
     Image.MAX_IMAGE_PIXELS = cfg.max_pixels
     own_session = None
     if fetch and session is None:
         session = own_session = make_session(cfg)
 
-    out = [dict(r) for r in rows]
-    summary = {
-        "rows": len(out),
+    run = _Run([dict(r) for r in rows], store)
+    todo = _plan(run, cfg)
+    missing_ref = todo.pop((), None)
+    if missing_ref:
+        run.apply(missing_ref, _Outcome("missing"))
+    try:
+        _process_all(run, todo, cfg, roots, session, progress)
+    finally:
+        if own_session is not None:
+            own_session.close()
+    _count_statuses(run)
+    return run.out, run.summary
+
+
+def _checked_roots(local_roots: Iterable[str | os.PathLike]) -> list[Path]:
+    roots = [Path(r) for r in local_roots]
+    for r in roots:
+        if not r.is_dir():
+            raise CmiscError(f"local image root {r} is not a folder")
+    return roots
+
+
+def _empty_summary(n_rows: int) -> dict:
+    return {
+        "rows": n_rows,
         "ok": 0,
         "missing": 0,
         "rejected": {},
@@ -576,15 +595,47 @@ def store_images_rows(
         "written": 0,
         "processed": 0,
     }
-    todo: dict[tuple[str, ...], list[int]] = {}  # image references -> rows (each image once)
+
+
+@dataclass
+class _Run:
+    """The rows being filled in and the running summary of one ``store_images_rows`` call."""
+
+    out: list[dict]
+    store: Path
+    summary: dict = field(init=False)
+
+    def __post_init__(self):
+        self.summary = _empty_summary(len(self.out))
+
+    def apply(self, indices: list[int], o: _Outcome) -> None:
+        """Write one image's outcome into every row that shows it."""
+        for i in indices:
+            self.out[i].update(
+                image_status=o.status,
+                image_sha256=o.sha,
+                image_path=str(self.store / store_relpath(o.sha)) if o.sha else None,
+                image_width=o.width,
+                image_height=o.height,
+                image_format=o.fmt,
+            )
+
+
+def _plan(run: _Run, cfg: ImagesConfig) -> dict[tuple[str, ...], list[int]]:
+    """The images to process: image references -> their rows (each image once).
+
+    Rows whose stored file is intact are counted as reused and left out, and so
+    are rejected rows that are not to be tried again.
+    """
+    todo: dict[tuple[str, ...], list[int]] = {}
     verified: dict[str, bool] = {}  # sha -> intact? (many rows may share one file)
-    for i, row in enumerate(out):
+    for i, row in enumerate(run.out):
         if row.get("image_status") == "ok":
             sha = row.get("image_sha256") or ""
             if sha not in verified:
-                verified[sha] = stored_ok(store, sha)
+                verified[sha] = stored_ok(run.store, sha)
             if verified[sha]:
-                summary["reused"] += 1
+                run.summary["reused"] += 1
                 continue
             if sha:  # stored by an earlier run, now gone or damaged
                 log.warning(
@@ -592,36 +643,33 @@ def store_images_rows(
                     row.get("pair_id"),
                     row.get("image_path"),
                 )
-                summary["refetched"] += 1
+                run.summary["refetched"] += 1
             # else: a source marked its local file "ok"; not stored yet
         elif not _should_process(row, cfg):
             continue
         todo.setdefault(_image_refs(row), []).append(i)
+    return todo
 
-    def apply(indices: list[int], o: _Outcome) -> None:
-        for i in indices:
-            out[i].update(
-                image_status=o.status,
-                image_sha256=o.sha,
-                image_path=str(store / store_relpath(o.sha)) if o.sha else None,
-                image_width=o.width,
-                image_height=o.height,
-                image_format=o.fmt,
-            )
 
-    missing_ref = todo.pop((), None)
-    if missing_ref:
-        apply(missing_ref, _Outcome("missing"))
+def _process_all(
+    run: _Run,
+    todo: dict[tuple[str, ...], list[int]],
+    cfg: ImagesConfig,
+    roots: list[Path],
+    session: PoliteSession | None,
+    progress: bool,
+) -> None:
+    """Process every planned image, on ``cfg.workers`` threads, and apply the outcomes."""
     bar = _progress(len(todo), progress)
     lock = threading.Lock()
 
     def work(item: tuple[tuple[str, ...], list[int]]) -> None:
         refs, indices = item
-        o = _process(refs, store, cfg, roots, session)
+        o = _process(refs, run.store, cfg, roots, session)
         with lock:
-            apply(indices, o)
-            summary["processed"] += 1
-            summary["written"] += int(o.written)
+            run.apply(indices, o)
+            run.summary["processed"] += 1
+            run.summary["written"] += int(o.written)
             if bar is not None:
                 bar.update(1)
 
@@ -635,10 +683,12 @@ def store_images_rows(
     finally:
         if bar is not None:
             bar.close()
-        if own_session is not None:
-            own_session.close()
 
-    for row in out:
+
+def _count_statuses(run: _Run) -> None:
+    """Set every row's final status (no status is ``missing``) and count them in the summary."""
+    summary = run.summary
+    for row in run.out:
         status = row.get("image_status") or "missing"
         row["image_status"] = status
         if status == "ok":
@@ -648,7 +698,6 @@ def store_images_rows(
         else:
             reason = status[len("rejected:") :]
             summary["rejected"][reason] = summary["rejected"].get(reason, 0) + 1
-    return out, summary
 
 
 def _progress(total: int, enabled: bool):

@@ -1,4 +1,4 @@
-"""Oracle study: what the classifier head reaches when perception is perfect (issue 10).
+"""Oracle study: what the classifier head reaches when perception is perfect (not in the paper).
 
 The classifier (``freeze_features``) trains its head on cached encoder parts:
 region vectors (what the image shows where), and per sentence where it looks
@@ -27,9 +27,10 @@ pooled) limit it, not the image or text features; what ``image`` adds over
 the real features is what better image features could give. ``both`` zeroes
 the word fit, so there the head must learn from the labels whether a claim
 and a region agree; ``verdict`` measures what that per-mention judgement is
-worth when perception supplies it (session 10: SC 0.719 -> 0.814 -> 0.867
-with ``verdict_salient``, against 0.723 for ``both``). Validation and
-test figures are both under the oracle (the test parts are edited alike).
+worth when perception supplies it (one sample-world run: SC 0.719 with the
+real features, 0.814 with ``verdict``, 0.867 with ``verdict_salient``, against
+0.723 for ``both``). Validation and test figures are both under the oracle
+(the test parts are edited alike).
 
     python -m cmisc_model.diagnostics.oracle --mode both --autoencoder models/autoencoder \
         --labelled data/corpus/labelled.parquet --truth data/sample_world/scenes.jsonl

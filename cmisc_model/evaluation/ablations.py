@@ -1,6 +1,7 @@
 """What the classifier uses: test sets with the image or the text taken away.
 
-For each evaluation repeat the selected classifier also scores (issue 10):
+For each evaluation repeat the selected classifier also scores (not in the
+paper; they show whether it uses the image and the text at all):
 
 - ``images_shuffled``: every test text with another test item's image;
 - ``images_blank``: every test text with a flat grey image;

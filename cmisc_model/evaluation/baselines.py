@@ -25,7 +25,7 @@ adds it).
   -> multinomial logistic regression, C by the same CV. It sees no image.
 - **image_only**: the image as an 8 x 8 RGB thumbnail (192 standardised
   pixels) -> logistic regression, C by CV. It sees no text.
-  These two rows (not in the paper, issue 10) say how far each modality alone
+  These two rows (not in the paper) say how far each modality alone
   gets on the same splits: a classifier of the *relation* between image and
   text must beat both.
 
@@ -235,6 +235,43 @@ def run_baselines(
     """
     split_cfg = split_cfg or LabelledSplitConfig()
     labelled_path = Path(labelled_path)
+    data, summary = _load_features(labelled_path, embeddings_path, repeats, seed, cfg, text_cfg)
+    fit_splits = ("train", "val") if cfg.include_val else ("train",)
+
+    out: list[dict] = []
+    summary["most_frequent"] = {}
+    summary["svm_c"] = {}
+    for k in _repeat_range(repeats, progress):
+        split_rows = repeat_split(data.rows, seed, k, split_cfg)
+        train = [r for r in split_rows if r["split"] in fit_splits]
+        test = [r for r in split_rows if r["split"] == "test"]
+        if not test:
+            raise CmiscError(f"{labelled_path}: repeat {k} has no test items")
+        out += _most_frequent_rows(k, train, test, summary)
+        for system, feats, is_text in (("text_only", data.texts, True), ("image_only", data.pixels, False)):
+            if feats is not None:
+                out += _logistic_rows(system, feats, is_text, k, train, test, cfg, seed, summary)
+        if data.emb is not None:
+            out += _svm_rows(k, train, test, data.emb, str(embeddings_path), cfg, seed, summary)
+    from cmisc_model.evaluation.report import predictions_table
+
+    return predictions_table(out, str(labelled_path)), summary
+
+
+@dataclass
+class _Features:
+    """The labelled pairs and what each baseline sees of them (None: that baseline does not run)."""
+
+    rows: list[dict]  # the columns the grouped split needs
+    texts: dict[str, str]
+    pixels: dict[str, np.ndarray] | None
+    emb: dict[str, np.ndarray] | None
+
+
+def _load_features(
+    labelled_path: Path, embeddings_path: str | Path | None, repeats: int, seed: int, cfg: BaselinesConfig, text_cfg
+) -> tuple[_Features, dict]:
+    """Read the labelled pairs, their texts, images and embeddings; start the summary with what runs."""
     full = S.read_table(labelled_path, S.LABELLED).to_pylist()
     rows = [{k: r[k] for k in ("pair_id", "source", "doc_id", "cmi", "sc", "split")} for r in full]  # doc_id: the grouped split
     texts = text_features(full, text_cfg)
@@ -253,51 +290,51 @@ def run_baselines(
         emb = _read_embeddings(Path(embeddings_path))
         summary["systems"].append("svm")
         summary["embeddings"] = str(embeddings_path)
-    fit_splits = ("train", "val") if cfg.include_val else ("train",)
+    return _Features(rows, texts, pixels, emb), summary
 
-    out: list[dict] = []
-    summary["most_frequent"] = {}
-    summary["svm_c"] = {}
+
+def _repeat_range(repeats: int, progress: bool):
     iterator = range(repeats)
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc="baselines: repeats", unit="repeat")
-    for k in iterator:
-        split_rows = repeat_split(rows, seed, k, split_cfg)
-        train = [r for r in split_rows if r["split"] in fit_splits]
-        test = [r for r in split_rows if r["split"] == "test"]
-        if not test:
-            raise CmiscError(f"{labelled_path}: repeat {k} has no test items")
-        mode = {t: most_frequent_class([labels(r, t) for r in train]) for t in TASKS}
-        summary["most_frequent"][str(k)] = mode
-        out += [_prediction_row("most_frequent", k, r, mode["cmi"], mode["sc"]) for r in test]
-        for system, feats, is_text in (("text_only", texts, True), ("image_only", pixels, False)):
-            if feats is None:
-                continue
-            def features(rs, feats=feats, is_text=is_text):
-                values = [feats[r["pair_id"]] for r in rs]
-                return values if is_text else np.stack(values)
-            pred = {}
-            for t in TASKS:
-                model, c = fit_logistic(features(train), np.array([labels(r, t) for r in train]), cfg, seed + k, is_text)
-                pred[t] = model.predict(features(test))
-                summary.setdefault(f"{system}_c", {}).setdefault(str(k), {})[t] = c
-            out += [_prediction_row(system, k, r, pred["cmi"][i], pred["sc"][i]) for i, r in enumerate(test)]
-        if emb is None:
-            continue
-        X_train = _matrix(train, emb, str(embeddings_path))
-        X_test = _matrix(test, emb, str(embeddings_path))
-        pred, chosen = {}, {}
-        for t in TASKS:
-            y = np.array([labels(r, t) for r in train])
-            model, chosen[t] = fit_svm(X_train, y, cfg, seed + k)
-            pred[t] = model.predict(X_test)
-        summary["svm_c"][str(k)] = chosen
-        out += [_prediction_row("svm", k, r, pred["cmi"][i], pred["sc"][i]) for i, r in enumerate(test)]
-    from cmisc_model.evaluation.report import predictions_table
+    return iterator
 
-    return predictions_table(out, str(labelled_path)), summary
+
+def _most_frequent_rows(k: int, train: list[dict], test: list[dict], summary: dict) -> list[dict]:
+    mode = {t: most_frequent_class([labels(r, t) for r in train]) for t in TASKS}
+    summary["most_frequent"][str(k)] = mode
+    return [_prediction_row("most_frequent", k, r, mode["cmi"], mode["sc"]) for r in test]
+
+
+def _logistic_rows(system: str, feats: dict, is_text: bool, k: int, train: list[dict], test: list[dict],
+                   cfg: BaselinesConfig, seed: int, summary: dict) -> list[dict]:
+    """text_only or image_only on repeat ``k``: one logistic regression per task."""
+    def features(rs):
+        values = [feats[r["pair_id"]] for r in rs]
+        return values if is_text else np.stack(values)
+
+    pred = {}
+    for t in TASKS:
+        model, c = fit_logistic(features(train), np.array([labels(r, t) for r in train]), cfg, seed + k, is_text)
+        pred[t] = model.predict(features(test))
+        summary.setdefault(f"{system}_c", {}).setdefault(str(k), {})[t] = c
+    return [_prediction_row(system, k, r, pred["cmi"][i], pred["sc"][i]) for i, r in enumerate(test)]
+
+
+def _svm_rows(k: int, train: list[dict], test: list[dict], emb: dict[str, np.ndarray], where: str,
+              cfg: BaselinesConfig, seed: int, summary: dict) -> list[dict]:
+    """The SVM on repeat ``k``: one model per task on the article embeddings."""
+    X_train = _matrix(train, emb, where)
+    X_test = _matrix(test, emb, where)
+    pred, chosen = {}, {}
+    for t in TASKS:
+        y = np.array([labels(r, t) for r in train])
+        model, chosen[t] = fit_svm(X_train, y, cfg, seed + k)
+        pred[t] = model.predict(X_test)
+    summary["svm_c"][str(k)] = chosen
+    return [_prediction_row("svm", k, r, pred["cmi"][i], pred["sc"][i]) for i, r in enumerate(test)]
 
 
 def cli_main(argv: list[str]) -> int:

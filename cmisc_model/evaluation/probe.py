@@ -6,7 +6,7 @@ training split and scored on the validation and test splits, for each scene
 attribute: the number of objects, and the salient (largest) object's colour,
 shape and position. Beside it, the same probe on the text alone (bag of words):
 the text mentions some objects, so it knows some of this; what the embedding
-knows beyond the text is what it took from the image (issue 10).
+knows beyond the text is what it took from the image.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def region_probe(regions: dict[str, np.ndarray], rows: list[dict], scenes: dict[
     on the regions of the training split, scored on the others' regions: ``occupied`` over
     all regions, ``colour``/``shape``/``size``/``salient`` over occupied ones. These are the
     facts a text's mention is checked against, so a weak one caps what the classifier can
-    get right (issue 10: which attribute the image features lose)."""
+    get right: the weak attributes are those the image features lose."""
     known = [r for r in rows if r["pair_id"] in scenes and r["pair_id"] in regions]
     train = [r for r in known if r["split"] == "train"]
     test = [r for r in known if r["split"] != "train"]

@@ -537,52 +537,111 @@ def evaluate(
     plus ``missing_systems``, the input paths and ``files`` (what was written).
     """
     cfg = cfg or EvaluateConfig()
-    split_cfg = split_cfg or LabelledSplitConfig()
+    inputs = _load_inputs(prediction_files, Path(labelled_path), seed, split_cfg or LabelledSplitConfig(), notes)
+    results, confusions = _score_table3(inputs.rows, cfg, seed)
+    missing = {s: inputs.notes.get(s, "no predictions given") for s in cfg.systems if s not in results}
+    what_is_used = _what_is_used(results, inputs, truth, counterfactual_files)
+    dist = label_distribution(inputs.labelled)  # paper Tables 1-2, per source
+    details = _clean({"test": results, "labels": dist, **what_is_used})
+    system_metrics = _clean(headline_metrics(results, what_is_used["ablations"]))
+
     out_dir = Path(out_dir)
-    labelled_path = Path(labelled_path)
+    files, confusion_md = _write_confusions(confusions, out_dir)
+    labels_png = _write_labels_plot(dist, out_dir)
+    _write_markdown(inputs, details, dist, cfg, seed, missing, truth, confusion_md, labels_png, out_dir)
+    files += _write_metrics(system_metrics, details, out_dir)
+    files += [labels_png, out_dir / "table3.md", out_dir / "labels.md", out_dir / "report.md", out_dir / "details.json"]
+    return {
+        "metrics": system_metrics,
+        "test": details["test"],
+        "details": details,
+        "missing_systems": sorted(missing),
+        "labelled": str(inputs.labelled_path),
+        "prediction_files": [str(p) for p in prediction_files],
+        "files": [str(f) for f in files],
+    }
+
+
+@dataclass
+class _Inputs:
+    """What the report is computed from: the labelled pairs and the test predictions."""
+
+    prediction_files: list[str | Path]
+    labelled_path: Path
+    labelled_full: list[dict]  # every column (provenance, the per-rule figures)
+    labelled: list[dict]  # the columns the split and the label statistics need
+    rows: list[dict]  # PREDICTIONS rows of the test split, every file
+    notes: dict[str, str]  # system -> why it is missing
+
+
+def _load_inputs(
+    prediction_files: list[str | Path],
+    labelled_path: Path,
+    seed: int,
+    split_cfg: LabelledSplitConfig,
+    notes: dict[str, str] | None,
+) -> _Inputs:
+    """Read the labelled pairs and the test predictions; check every test item is scored once."""
     labelled_full = S.read_table(labelled_path, S.LABELLED).to_pylist()
     labelled = [{k: r[k] for k in ("pair_id", "source", "doc_id", "cmi", "sc", "split")} for r in labelled_full]
-
     rows: list[dict] = []
     notes = dict(notes or {})
     for path in prediction_files:
         rows += [r for r in read_predictions(path).to_pylist() if r["split"] == "test"]
-        # The baselines write why the SVM did not run into summary.json beside their predictions.
-        side = Path(path).with_name("summary.json")
-        if side.exists():
-            try:
-                reason = json.loads(side.read_text(encoding="utf-8")).get("svm_missing")
-            except (json.JSONDecodeError, AttributeError):
-                reason = None
-            if reason:
-                notes.setdefault("svm", f"not run by the baselines stage: {reason}")
+        reason = _svm_missing(path)
+        if reason:
+            notes.setdefault("svm", f"not run by the baselines stage: {reason}")
     where = ", ".join(str(p) for p in prediction_files) or "<no prediction files>"
     expected = {}
     for k in sorted({r["repeat"] for r in rows}):
         expected[k] = {r["pair_id"]: r for r in repeat_split(labelled, seed, k, split_cfg) if r["split"] == "test"}
     check_scored_once(rows, expected, where)
+    return _Inputs(prediction_files, labelled_path, labelled_full, labelled, rows, notes)
 
+
+def _svm_missing(predictions_path: str | Path) -> str | None:
+    """Why the SVM did not run, from the summary.json the baselines write beside their predictions."""
+    side = Path(predictions_path).with_name("summary.json")
+    if not side.exists():
+        return None
+    try:
+        return json.loads(side.read_text(encoding="utf-8")).get("svm_missing")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
+def _score_table3(rows: list[dict], cfg: EvaluateConfig, seed: int) -> tuple[dict, dict]:
+    """Table 3's figures: (metrics, confusions) per system, ablated variants included."""
     by_system: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_system[r["system"]].append(r)
     results, confusions = {}, {}
     for system, srows in sorted(by_system.items()):
         results[system], confusions[system] = score_system(srows, cfg, seed)
-    missing = {s: notes.get(s, "no predictions given") for s in cfg.systems if s not in results}
+    return results, confusions
 
+
+def _what_is_used(
+    results: dict, inputs: _Inputs, truth: str | Path | None, counterfactual_files: list[str | Path] | None
+) -> dict:
+    """The ablations, the counterfactual texts and the accuracy per labelling rule.
+
+    The last two need the sample world: its counterfactual predictions, and
+    its scenes (``truth``) for the rule behind each pair's labels.
+    """
     from cmisc_model.evaluation.ablations import read_scenes, truth_rules
 
-    rules = truth_rules(labelled_full, read_scenes(truth)) if truth is not None else {}
+    rules = truth_rules(inputs.labelled_full, read_scenes(truth)) if truth is not None else {}
     cf_rows = [r for p in counterfactual_files or [] for r in read_predictions(p).to_pylist()]
-    what_is_used = {
+    return {
         "ablations": ablation_summary(results),
-        "counterfactual": counterfactual_summary(cf_rows, rows),
-        "rules": rule_accuracy(rows, rules),
+        "counterfactual": counterfactual_summary(cf_rows, inputs.rows),
+        "rules": rule_accuracy(inputs.rows, rules),
     }
-    dist = label_distribution(labelled)
-    details = _clean({"test": results, "labels": dist, **what_is_used})
-    system_metrics = _clean(headline_metrics(results, what_is_used["ablations"]))
 
+
+def _write_confusions(confusions: dict, out_dir: Path) -> tuple[list[Path], list[str]]:
+    """One confusion CSV and PNG per system and task; returns (files written, report lines)."""
     files = []
     plots = out_dir / "plots"
     confusion_md = ["## Confusion matrices (repeat 0, test split)", ""]
@@ -591,38 +650,67 @@ def evaluate(
             continue  # ablations are summarised in their own table (and ":" is no file name)
         for task in TASKS:
             m = confusions[system][task]
-            levels = [f"{v:g}" for v in LEVELS[task]]
             csv_path = plots / "confusion" / f"{system}_{task}.csv"
-            lines = ["actual,predicted"]
-            for i in range(m.shape[0]):
-                for j in range(m.shape[1]):
-                    lines += [f"{levels[i]},{levels[j]}"] * int(m[i, j])
-            _write_text(csv_path, "\n".join(lines) + "\n")
+            _write_text(csv_path, _confusion_csv(m, task))
             png = plots / "images" / f"confusion_{system}_{task}.png"
             _plot_confusion(m, task, f"{system} — {TASK_NAMES[task]}", png)
             files += [csv_path, png]
             confusion_md.append(f"![{system} {TASK_NAMES[task]}]({png.relative_to(out_dir).as_posix()})")
         confusion_md.append("")
-    labels_png = plots / "images" / "labels.png"
-    _plot_labels(dist, labels_png)
+    return files, confusion_md
 
-    table3 = _table3(details["test"], cfg, missing)
-    ablations_md = _ablations_md(details["ablations"], details["test"], details["rules"], details["counterfactual"])
+
+def _confusion_csv(m: np.ndarray, task: str) -> str:
+    """One ``actual,predicted`` line per item (DVC's ``confusion`` template)."""
+    levels = [f"{v:g}" for v in LEVELS[task]]
+    lines = ["actual,predicted"]
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            lines += [f"{levels[i]},{levels[j]}"] * int(m[i, j])
+    return "\n".join(lines) + "\n"
+
+
+def _write_labels_plot(dist: dict, out_dir: Path) -> Path:
+    path = out_dir / "plots" / "images" / "labels.png"
+    _plot_labels(dist, path)
+    return path
+
+
+def _write_markdown(
+    inputs: _Inputs,
+    details: dict,
+    dist: dict,
+    cfg: EvaluateConfig,
+    seed: int,
+    missing: dict[str, str],
+    truth: str | Path | None,
+    confusion_md: list[str],
+    labels_png: Path,
+    out_dir: Path,
+) -> None:
+    """table3.md, labels.md and report.md (all of it on one page).
+
+    ``details`` holds the rounded figures; ``dist`` the label statistics as counted.
+    """
+    results = details["test"]
+    table3 = _table3(results, cfg, missing)
+    ablations_md = _ablations_md(details["ablations"], results, details["rules"], details["counterfactual"])
     labels_md = _labels_md(dist)
     _write_text(out_dir / "table3.md", table3.replace("## ", "# ", 1))
     _write_text(out_dir / "labels.md", labels_md)
+    files = inputs.prediction_files
     report = "\n".join([
         "# Evaluation report",
         "",
-        provenance(labelled_full, truth),
+        provenance(inputs.labelled_full, truth),
         "",
-        f"Labelled pairs: `{labelled_path}` ({len(labelled)}). Predictions: {', '.join(f'`{p}`' for p in prediction_files) or 'none'}.",
+        f"Labelled pairs: `{inputs.labelled_path}` ({len(inputs.labelled)}). Predictions: {', '.join(f'`{p}`' for p in files) or 'none'}.",
         f"Systems: {', '.join(sorted(results)) or 'none'}; repeats per system: "
         + (", ".join(f"{s} {results[s]['cmi']['repeats']}" for s in sorted(results)) or "—")
         + f". Split seed {seed}; bootstrap {cfg.bootstrap} resamples, seed {seed}.",
         "",
         table3,
-        _per_class_md(details["test"]),
+        _per_class_md(results),
         ablations_md,
         "\n".join(confusion_md),
         labels_md,
@@ -630,6 +718,11 @@ def evaluate(
         "",
     ])
     _write_text(out_dir / "report.md", report)
+
+
+def _write_metrics(system_metrics: dict, details: dict, out_dir: Path) -> list[Path]:
+    """metrics/<system>.json (stale ones removed) and details.json; returns the metrics files."""
+    files = []
     metrics_dir = out_dir / "metrics"
     for stale in metrics_dir.glob("*.json") if metrics_dir.is_dir() else []:
         if stale.stem not in system_metrics:
@@ -640,16 +733,7 @@ def evaluate(
         files.append(metrics_dir / f"{system}.json")
     with S.atomic_path(out_dir / "details.json") as tmp:
         tmp.write_text(json.dumps(details, indent=2, sort_keys=True) + "\n")
-    files += [labels_png, out_dir / "table3.md", out_dir / "labels.md", out_dir / "report.md", out_dir / "details.json"]
-    return {
-        "metrics": system_metrics,
-        "test": details["test"],
-        "details": details,
-        "missing_systems": sorted(missing),
-        "labelled": str(labelled_path),
-        "prediction_files": [str(p) for p in prediction_files],
-        "files": [str(f) for f in files],
-    }
+    return files
 
 
 def provenance(labelled: list[dict], truth: str | Path | None) -> str:
