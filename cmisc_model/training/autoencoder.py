@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.distributed as dist
@@ -84,7 +84,10 @@ from cmisc_model.training.data import (
 )
 from cmisc_model.training.determinism import make_deterministic
 from cmisc_model.training.optim import build_optimizer, build_scheduler
-from cmisc_model.training.runtime import amp_context, setup_distributed
+from cmisc_model.training.runtime import Dist, amp_context, setup_distributed
+
+if TYPE_CHECKING:
+    from dvclive import Live
 
 log = logging.getLogger(__name__)
 
@@ -313,31 +316,77 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def train(
-    corpus_path: Path,
-    vocab_dir: Path,
-    out_dir: Path,
-    live_dir: Path | None,
-    params: AutoencoderParams,
-    text_cfg: TextConfig,
-    seed: int,
-    resume: bool = False,
-    device: str | None = None,
-    progress: bool = False,
-    on_step: Callable[[int, dict], None] | None = None,
-    truth: str | Path | None = None,
-) -> dict:
-    """The ``autoencoder`` stage. Returns the summary metrics (rank 0's view).
+def _zeros() -> dict:
+    return {**dict.fromkeys(STEP_KEYS, 0.0), "n": 0}
 
-    ``truth``: the sample world's scenes.jsonl; then the article embedding is
-    also probed for scene attributes (``probe.json`` in ``live_dir``)."""
-    corpus_path, vocab_dir, out_dir = Path(corpus_path), Path(vocab_dir), Path(out_dir)
+
+def _means(sums: dict) -> dict:
+    n = max(sums["n"], 1)
+    out = {k: sums[k] / n for k in STEP_KEYS}
+    out["text_perplexity"] = math.exp(min(out["text_loss"], 50.0))
+    out["image_psnr"] = psnr(out["image_loss"])
+    return out
+
+
+@dataclass
+class _Data:
+    """The corpus as training reads it."""
+
+    vocab: dict[str, int]
+    vocab_hash: str
+    cfg: ModelConfig  # params' model with the vocabulary's size
+    rows: list[dict]
+    train_rows: list[dict]
+    n_unusable: int
+    normaliser: TextNormaliser
+    train_ds: AutoencoderDataset
+    val_ds: AutoencoderDataset
+    train_sampler: BucketBatchSampler
+    val_loader: DataLoader
+
+
+@dataclass
+class _Run:
+    """One training run: what its setup built and what its steps change."""
+
+    d: Dist
+    tc: TrainConfig
+    dc: DataConfig
+    text_cfg: TextConfig
+    seed: int
+    data: _Data
+    model: Autoencoder
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    baseline_image: torch.Tensor | None
+    out_dir: Path
+    live_dir: Path | None
+    progress: bool
+    on_step: Callable[[int, dict], None] | None
+    net: torch.nn.Module | None = None  # the model, DDP-wrapped with several processes
+    live: Live | None = None  # rank 0 with a live_dir only
+    step: int = 0
+    start_epoch: int = 0
+    start_batch: int = 0
+    history: dict = field(default_factory=lambda: {"first_val": None, "best_val_loss": None, "skipped_images": 0})
+    last_saved_step: int | None = None
+    window: dict = field(default_factory=_zeros)  # step sums since the last train row
+    epoch_sums: dict = field(default_factory=_zeros)  # step sums since the epoch began
+    train_s: float = 0.0  # time in the training loop (data loading included, validation not)
+    samples: int = 0
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "model.pt"
+
+
+def _load_data(corpus_path: Path, vocab_dir: Path, params: AutoencoderParams, text_cfg: TextConfig,
+               seed: int, d: Dist) -> _Data:
     tc, dc = params.train, params.data
-    d = setup_distributed(device)
-    torch.manual_seed(seed + d.rank)
-    make_deterministic(seed + d.rank, d.world)  # deterministic ops, fixed threads, seeded RNGs
-
-    # ---- data
     vocab, vhash = read_vocab(vocab_dir)
     cfg = params.model.replace(vocab_size=max(vocab.values()) + 1)
     rows = corpus_rows(corpus_path)
@@ -366,240 +415,286 @@ def train(
     if d.main:
         log.info("training on %d pairs, validating on %d; %d corpus rows without a usable image",
                  len(train_ds), len(val_ds), n_unusable)
+    return _Data(vocab, vhash, cfg, rows, train_rows, n_unusable, normaliser, train_ds, val_ds,
+                 train_sampler, val_loader)
 
-    # ---- model, optimizer
+
+def _build_run(data: _Data, vocab_dir: Path, params: AutoencoderParams, d: Dist, **run) -> _Run:
+    """The model (word table from Word2Vec), its optimiser and schedule, and the mean image."""
+    tc, cfg = params.train, data.cfg
     model = Autoencoder(cfg)
-    model.encoder.load_word_vectors(load_word2vec(vocab_dir / "word2vec.parquet", vocab, cfg.init_range))
+    model.encoder.load_word_vectors(load_word2vec(vocab_dir / "word2vec.parquet", data.vocab, cfg.init_range))
     model.to(d.device)
     if d.device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer([{"params": [p for p in model.parameters() if p.requires_grad]}], tc)
-    per_epoch = train_sampler.batches_per_epoch()
+    per_epoch = data.train_sampler.batches_per_epoch()
     total_steps = min(tc.epochs * per_epoch, tc.max_steps or tc.epochs * per_epoch)
     scheduler = build_scheduler(optimizer, tc, total_steps, per_epoch)
-    baseline_image = mean_image(train_ds)
+    return _Run(d, tc, params.data, data=data, model=model, optimizer=optimizer, scheduler=scheduler,
+                baseline_image=mean_image(data.train_ds), **run)
 
-    step, start_epoch, start_batch = 0, 0, 0
-    history: dict = {"first_val": None, "best_val_loss": None, "skipped_images": 0}
-    last_path, best_path = out_dir / "last.pt", out_dir / "model.pt"
-    last_saved_step: int | None = None
+
+def _maybe_resume(run: _Run, resume: bool) -> bool:
+    """With ``resume`` and a last.pt: restore model, optimiser, schedule, step counts, history
+    and RNG state from it -> whether it did."""
+    d, last_path = run.d, run.last_path
     resuming = resume and last_path.exists()
     if resume and not resuming and d.main:
         log.info("%s does not exist: starting from step 0", last_path)
-    if resuming:
-        state = load_checkpoint(last_path)  # on CPU: RNG states must stay CPU tensors
-        check_compatible(state, cfg, vhash, last_path)
-        if state.get("text") != plain_config(text_cfg) and d.main:
-            log.warning("%s: the text settings differ from the checkpoint's; the model will see "
-                        "differently normalised text", last_path)
-        load_model_state(model, state, last_path)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, start_epoch, start_batch = state["step"], state["epoch"], state["batch_in_epoch"]
-        history.update(state.get("history", {}))
-        if d.rank == 0 or d.world == 1:
-            set_rng_state(state["rng"])
-        last_saved_step = step
-        if d.main:
-            log.info("resuming from %s: step %d, epoch %d, batch %d", last_path, step, start_epoch, start_batch)
-
-    if not resuming and tc.pre_ground_epochs > 0 and model.sentence_match_head is not None:
-        # before the DDP wrap: every rank grounds, then DDP starts them all from rank 0's weights
-        from cmisc_model.training.grounding import ground
-
-        plain = AutoencoderDataset(train_rows, vocab, normaliser, cfg.image_size, False, dc.resize_factor)
-        ground(model, plain, tc.pre_ground_epochs, tc.ground_batch, tc.ground_lr, seed, d.device, progress and d.main)
-
-    net = model
-    if d.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-
-    live = None
+    if not resuming:
+        return False
+    state = load_checkpoint(last_path)  # on CPU: RNG states must stay CPU tensors
+    check_compatible(state, run.data.cfg, run.data.vocab_hash, last_path)
+    if state.get("text") != plain_config(run.text_cfg) and d.main:
+        log.warning("%s: the text settings differ from the checkpoint's; the model will see "
+                    "differently normalised text", last_path)
+    load_model_state(run.model, state, last_path)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.step, run.start_epoch, run.start_batch = state["step"], state["epoch"], state["batch_in_epoch"]
+    run.history.update(state.get("history", {}))
+    if d.rank == 0 or d.world == 1:
+        set_rng_state(state["rng"])
+    run.last_saved_step = run.step
     if d.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("vocab.parquet", "word2vec.parquet"):
-            # A model folder is self-contained: `cmisc embed` reads the vocabulary from it.
-            with S.atomic_path(out_dir / name) as tmp:
-                shutil.copyfile(vocab_dir / name, tmp)
-        config = {"model": plain_config(cfg), "train": dataclasses.asdict(tc), "data": dataclasses.asdict(dc),
-                  "text": plain_config(text_cfg), "vocab_hash": vhash, "seed": seed, "world_size": d.world}
-        with S.atomic_path(out_dir / "config.json") as tmp:
-            tmp.write_text(json.dumps(config, indent=2) + "\n")
-        if live_dir is not None:
-            from dvclive import Live
+        log.info("resuming from %s: step %d, epoch %d, batch %d", last_path, run.step, run.start_epoch,
+                 run.start_batch)
+    return True
 
-            live = Live(dir=str(live_dir), resume=resuming, dvcyaml=False, save_dvc_exp=False)
 
-    def checkpoint(path: Path, epoch: int, batch_in_epoch: int) -> None:
-        nonlocal last_saved_step
-        if not d.main:
-            return
-        save_checkpoint({
-            "config": plain_config(cfg),
-            "text": plain_config(text_cfg),
-            "data": {"image_size": cfg.image_size, "resize_factor": dc.resize_factor},
-            "vocab_hash": vhash,
-            "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_state(),
-            "history": history,
-        }, path)
-        if path == last_path:
-            last_saved_step = step
+def _plain_train_set(run: _Run) -> AutoencoderDataset:
+    """The training rows un-augmented (centre crops, no flip), as the grounding phases read them."""
+    data = run.data
+    return AutoencoderDataset(data.train_rows, data.vocab, data.normaliser, data.cfg.image_size, False,
+                              run.dc.resize_factor)
 
-    def log_metrics(prefix: str, values: dict, plot: bool = True) -> None:
-        if live is None:
-            return
-        live.step = step
+
+def _pre_ground(run: _Run) -> None:
+    # before the DDP wrap: every rank grounds, then DDP starts them all from rank 0's weights
+    from cmisc_model.training.grounding import ground
+
+    tc = run.tc
+    ground(run.model, _plain_train_set(run), tc.pre_ground_epochs, tc.ground_batch, tc.ground_lr, run.seed,
+           run.d.device, run.progress and run.d.main)
+
+
+def _wrap(run: _Run) -> None:
+    run.net = run.model
+    if run.d.world > 1:
+        run.net = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[run.d.device.index] if run.d.device.type == "cuda" else None)
+
+
+def _start_outputs(run: _Run, vocab_dir: Path, resuming: bool) -> None:
+    """Rank 0: the model folder's vocabulary copies and config.json, and DVCLive."""
+    if not run.d.main:
+        return
+    out_dir, data = run.out_dir, run.data
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.parquet", "word2vec.parquet"):
+        # A model folder is self-contained: `cmisc embed` reads the vocabulary from it.
+        with S.atomic_path(out_dir / name) as tmp:
+            shutil.copyfile(vocab_dir / name, tmp)
+    config = {"model": plain_config(data.cfg), "train": dataclasses.asdict(run.tc),
+              "data": dataclasses.asdict(run.dc), "text": plain_config(run.text_cfg),
+              "vocab_hash": data.vocab_hash, "seed": run.seed, "world_size": run.d.world}
+    with S.atomic_path(out_dir / "config.json") as tmp:
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+    if run.live_dir is not None:
+        from dvclive import Live
+
+        run.live = Live(dir=str(run.live_dir), resume=resuming, dvcyaml=False, save_dvc_exp=False)
+
+
+def _checkpoint(run: _Run, path: Path, epoch: int, batch_in_epoch: int) -> None:
+    if not run.d.main:
+        return
+    cfg = run.data.cfg
+    save_checkpoint({
+        "config": plain_config(cfg),
+        "text": plain_config(run.text_cfg),
+        "data": {"image_size": cfg.image_size, "resize_factor": run.dc.resize_factor},
+        "vocab_hash": run.data.vocab_hash,
+        "step": run.step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "rng": rng_state(),
+        "history": run.history,
+    }, path)
+    if path == run.last_path:
+        run.last_saved_step = run.step
+
+
+def _log_metrics(run: _Run, prefix: str, values: dict, plot: bool = True) -> None:
+    if run.live is None:
+        return
+    run.live.step = run.step
+    for k, v in values.items():
+        run.live.log_metric(f"{prefix}/{k}", v if isinstance(v, int) else float(v), plot=plot)
+
+
+def _validate(run: _Run, epoch: int) -> dict:
+    val = evaluate(_unwrap(run.net), run.data.val_loader, run.d.device, run.baseline_image)
+    if run.history["first_val"] is None:
+        run.history["first_val"] = dict(val)
+    _log_metrics(run, "val", val)
+    if run.d.main:
+        log.info("step %d epoch %d: val loss %.4f, text perplexity %.2f, image MSE %.4f (R² %.3f against "
+                 "the mean image), matching accuracy %.3f", run.step, epoch, val["loss"], val["text_perplexity"],
+                 val["image_mse"], val.get("image_r2", float("nan")), val["match_accuracy"])
+    return val
+
+
+def _keep_best(run: _Run, val: dict, epoch: int, batch_in_epoch: int) -> None:
+    """model.pt = the checkpoint with the lowest validation loss so far."""
+    if run.history["best_val_loss"] is None or val["loss"] < run.history["best_val_loss"]:
+        run.history["best_val_loss"] = val["loss"]
+        _checkpoint(run, run.best_path, epoch, batch_in_epoch)
+
+
+def _train_step(run: _Run, batch: dict) -> tuple[dict, torch.Tensor]:
+    """One optimiser step on ``batch`` -> (its loss terms, the gradient norm before clipping)."""
+    d = run.d
+    out = compute_loss(run.net, batch, d.device)
+    if d.any(not bool(torch.isfinite(out.loss.detach()))):
+        where = (f"the last good checkpoint is {run.last_path} from step {run.last_saved_step}"
+                 if run.last_saved_step is not None else f"no checkpoint was written yet ({run.last_path})")
+        raise CmiscError(
+            f"non-finite loss at step {run.step + 1} (text {out.text_loss.item():.4g}, "
+            f"image {out.image_loss.item():.4g}); {where}")
+    run.optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.tc.clip_norm)
+    run.optimizer.step()
+    run.scheduler.step()  # per step (both recipes)
+    run.step += 1
+    run.samples += len(batch["pair_ids"]) * d.world
+    values = {"loss": out.loss.item(), "text_loss": out.text_loss.item(),
+              "image_loss": out.image_loss.item(), "match_loss": out.match_loss.item(),
+              "match_accuracy": out.match_accuracy.item(),
+              "region_words_loss": out.region_words_loss.item()}
+    return values, grad_norm
+
+
+def _record_step(run: _Run, values: dict, grad_norm: torch.Tensor, bar) -> None:
+    """Add a step's loss terms to the sums; every ``log_every`` steps, a DVCLive train row."""
+    for sums in (run.window, run.epoch_sums):
         for k, v in values.items():
-            live.log_metric(f"{prefix}/{k}", v if isinstance(v, int) else float(v), plot=plot)
-
-    def validate(epoch: int) -> dict:
-        val = evaluate(_unwrap(net), val_loader, d.device, baseline_image)
-        if history["first_val"] is None:
-            history["first_val"] = dict(val)
-        log_metrics("val", val)
-        if d.main:
-            log.info("step %d epoch %d: val loss %.4f, text perplexity %.2f, image MSE %.4f (R² %.3f against "
-                     "the mean image), matching accuracy %.3f", step, epoch, val["loss"], val["text_perplexity"],
-                     val["image_mse"], val.get("image_r2", float("nan")), val["match_accuracy"])
-        return val
-
-    def keep_best(val: dict, epoch: int, batch_in_epoch: int) -> None:
-        """model.pt = the checkpoint with the lowest validation loss so far."""
-        if history["best_val_loss"] is None or val["loss"] < history["best_val_loss"]:
-            history["best_val_loss"] = val["loss"]
-            checkpoint(best_path, epoch, batch_in_epoch)
-
-    if history["first_val"] is None:
-        validate(0)
-        if live is not None:
-            live.make_summary()
-
-    # ---- loop
-    stopped = False
-    last_val: dict | None = None
-    def means(sums: dict) -> dict:
-        n = max(sums["n"], 1)
-        out = {k: sums[k] / n for k in STEP_KEYS}
-        out["text_perplexity"] = math.exp(min(out["text_loss"], 50.0))
-        out["image_psnr"] = psnr(out["image_loss"])
-        return out
-
-    def zeros() -> dict:
-        return {**dict.fromkeys(STEP_KEYS, 0.0), "n": 0}
-
-    window, epoch_sums = zeros(), zeros()  # since the last train row / since the epoch began
-    train_s, samples = 0.0, 0  # time in the training loop (data loading included, validation not)
-    net.train()
-    for epoch in range(start_epoch, tc.epochs):
-        pos = start_batch if epoch == start_epoch else 0
-        train_sampler.set_epoch(epoch, pos)
-        train_ds.set_epoch(epoch)
-        t_epoch = time.perf_counter()
-        loader = make_loader(train_ds, train_sampler, dc.num_workers, seed, epoch, d.device.type == "cuda")
-        bar = None
-        if progress and d.main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=train_sampler.batches_per_epoch(), initial=pos, desc=f"epoch {epoch + 1}/{tc.epochs}",
-                       unit="batch", leave=False)
-        for batch in loader:
-            pos += 1
-            if bar is not None:
-                bar.update(1)
-            history["skipped_images"] += batch["n_skipped"]
-            if d.any(not batch["pair_ids"]):
-                continue  # every image of this batch (on some rank) failed to decode
-            out = compute_loss(net, batch, d.device)
-            if d.any(not bool(torch.isfinite(out.loss.detach()))):
-                where = (f"the last good checkpoint is {last_path} from step {last_saved_step}"
-                         if last_saved_step is not None else f"no checkpoint was written yet ({last_path})")
-                raise CmiscError(
-                    f"non-finite loss at step {step + 1} (text {out.text_loss.item():.4g}, "
-                    f"image {out.image_loss.item():.4g}); {where}")
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
-            optimizer.step()
-            scheduler.step()  # per step (both recipes)
-            step += 1
-            samples += len(batch["pair_ids"]) * d.world
-            values = {"loss": out.loss.item(), "text_loss": out.text_loss.item(),
-                      "image_loss": out.image_loss.item(), "match_loss": out.match_loss.item(),
-                      "match_accuracy": out.match_accuracy.item(),
-                      "region_words_loss": out.region_words_loss.item()}
-            for sums in (window, epoch_sums):
-                for k, v in values.items():
-                    sums[k] += v
-                sums["n"] += 1
-            if step % tc.log_every == 0:
-                row = {**means(window), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm)}
-                log_metrics("train", row)
-                window = zeros()
-                if bar is not None:
-                    bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if step % tc.checkpoint_every == 0:
-                checkpoint(last_path, epoch, pos)
-            if on_step is not None:
-                on_step(step, values)
-            if tc.max_steps is not None and step >= tc.max_steps:
-                stopped = True
-                break
-        train_s += time.perf_counter() - t_epoch
-        if epoch_sums["n"]:
-            log_metrics("train_epoch", means(epoch_sums))  # means over this epoch's steps
-            epoch_sums = zeros()
+            sums[k] += v
+        sums["n"] += 1
+    if run.step % run.tc.log_every == 0:
+        row = {**_means(run.window), "lr": run.optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm)}
+        _log_metrics(run, "train", row)
+        run.window = _zeros()
         if bar is not None:
-            bar.close()
-        if stopped and pos < train_sampler.batches_per_epoch():
-            last_val = validate(epoch)  # stopped mid-epoch by max_steps: resume continues this epoch
-            keep_best(last_val, epoch, pos)
-            checkpoint(last_path, epoch, pos)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[int, bool]:
+    """The steps of one epoch (from the resumed position) -> (batches done, stopped by max_steps)."""
+    tc, data = run.tc, run.data
+    pos = run.start_batch if epoch == run.start_epoch else 0
+    data.train_sampler.set_epoch(epoch, pos)
+    data.train_ds.set_epoch(epoch)
+    t_epoch = time.perf_counter()
+    loader = make_loader(data.train_ds, data.train_sampler, run.dc.num_workers, run.seed, epoch,
+                         run.d.device.type == "cuda")
+    bar = None
+    if run.progress and run.d.main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=data.train_sampler.batches_per_epoch(), initial=pos, desc=f"epoch {epoch + 1}/{tc.epochs}",
+                   unit="batch", leave=False)
+    stopped = False
+    for batch in loader:
+        pos += 1
+        if bar is not None:
+            bar.update(1)
+        run.history["skipped_images"] += batch["n_skipped"]
+        if run.d.any(not batch["pair_ids"]):
+            continue  # every image of this batch (on some rank) failed to decode
+        values, grad_norm = _train_step(run, batch)
+        _record_step(run, values, grad_norm, bar)
+        if run.step % tc.checkpoint_every == 0:
+            _checkpoint(run, run.last_path, epoch, pos)
+        if run.on_step is not None:
+            run.on_step(run.step, values)
+        if tc.max_steps is not None and run.step >= tc.max_steps:
+            stopped = True
             break
-        last_val = validate(epoch + 1)
-        keep_best(last_val, epoch + 1, 0)
-        checkpoint(last_path, epoch + 1, 0)
+    run.train_s += time.perf_counter() - t_epoch
+    if run.epoch_sums["n"]:
+        _log_metrics(run, "train_epoch", _means(run.epoch_sums))  # means over this epoch's steps
+        run.epoch_sums = _zeros()
+    if bar is not None:
+        bar.close()
+    return pos, stopped
+
+
+def _fit(run: _Run) -> dict:
+    """The epochs left, each followed by validation, model.pt and last.pt -> the last validation."""
+    last_val = None
+    run.net.train()
+    for epoch in range(run.start_epoch, run.tc.epochs):
+        pos, stopped = _train_epoch(run, epoch)
+        if stopped and pos < run.data.train_sampler.batches_per_epoch():
+            last_val = _validate(run, epoch)  # stopped mid-epoch by max_steps: resume continues this epoch
+            _keep_best(run, last_val, epoch, pos)
+            _checkpoint(run, run.last_path, epoch, pos)
+            break
+        last_val = _validate(run, epoch + 1)
+        _keep_best(run, last_val, epoch + 1, 0)
+        _checkpoint(run, run.last_path, epoch + 1, 0)
         if stopped:
             break
-
-    # ---- outputs (rank 0)
     if last_val is None:  # nothing left to train (resumed after the last epoch)
-        last_val = validate(tc.epochs)
-        keep_best(last_val, tc.epochs, 0)
-    if not best_path.exists():
-        checkpoint(best_path, tc.epochs, 0)
-    grounding, region_words = None, None
-    if d.main and tc.ground_epochs > 0 and model.sentence_match_head is not None:
-        from cmisc_model.training.grounding import ground, teach_regions
+        last_val = _validate(run, run.tc.epochs)
+        _keep_best(run, last_val, run.tc.epochs, 0)
+    if not run.best_path.exists():
+        _checkpoint(run, run.best_path, run.tc.epochs, 0)
+    return last_val
 
-        best = load_checkpoint(best_path)
-        load_model_state(model, best, best_path)
-        plain = AutoencoderDataset(train_rows, vocab, normaliser, cfg.image_size, False, dc.resize_factor)
-        teaching = tc.region_words_steps > 0 and model.encoder.region_words is not None
-        if teaching:
-            # where sentences look is already right here (99.5 % of mentions on the sample world),
-            # so the phase needs no grounding before it, only after: the regions change
-            region_words = teach_regions(model, train_ds, tc.region_words_steps, tc.batch_size,
-                                         tc.region_words_lr, seed, d.device, progress)
-        grounding = ground(model, plain, tc.ground_epochs, tc.ground_batch, tc.ground_lr, seed, d.device, progress)
-        save_checkpoint({**best, "model": model.state_dict(), "grounding": grounding,
-                         "region_words": region_words}, best_path)
-        if teaching:
-            # the image encoder changed after the last validation: validate the model that is kept
-            trained, step = step, step + tc.region_words_steps  # its row after the phase's steps
-            last_val = validate(tc.epochs)
-            step = trained  # the summary and timings count training's steps
-    first = history["first_val"]
-    summary = {
-        "step": step,
-        "train_samples_per_s": samples / train_s if train_s > 0 else 0.0,
-        "train_seconds": train_s,
-        "skipped_images": history["skipped_images"],
-        "unusable_rows": n_unusable,
+
+def _post_phases(run: _Run, last_val: dict) -> tuple[dict | None, dict | None, dict]:
+    """Rank 0, cross-attention only: the region word phase and the grounding phase on the
+    selected model, saved into model.pt -> (grounding, region_words, last validation)."""
+    tc, model, best_path = run.tc, run.model, run.best_path
+    if not (run.d.main and tc.ground_epochs > 0 and model.sentence_match_head is not None):
+        return None, None, last_val
+    from cmisc_model.training.grounding import ground, teach_regions
+
+    best = load_checkpoint(best_path)
+    load_model_state(model, best, best_path)
+    plain = _plain_train_set(run)
+    region_words = None
+    teaching = tc.region_words_steps > 0 and model.encoder.region_words is not None
+    if teaching:
+        # where sentences look is already right here (99.5 % of mentions on the sample world),
+        # so the phase needs no grounding before it, only after: the regions change
+        region_words = teach_regions(model, run.data.train_ds, tc.region_words_steps, tc.batch_size,
+                                     tc.region_words_lr, run.seed, run.d.device, run.progress)
+    grounding = ground(model, plain, tc.ground_epochs, tc.ground_batch, tc.ground_lr, run.seed, run.d.device,
+                       run.progress)
+    save_checkpoint({**best, "model": model.state_dict(), "grounding": grounding,
+                     "region_words": region_words}, best_path)
+    if teaching:
+        # the image encoder changed after the last validation: validate the model that is kept
+        trained, run.step = run.step, run.step + tc.region_words_steps  # its row after the phase's steps
+        last_val = _validate(run, tc.epochs)
+        run.step = trained  # the summary and timings count training's steps
+    return grounding, region_words, last_val
+
+
+def _summary(run: _Run, last_val: dict, grounding: dict | None, region_words: dict | None) -> dict:
+    first = run.history["first_val"]
+    return {
+        "step": run.step,
+        "train_samples_per_s": run.samples / run.train_s if run.train_s > 0 else 0.0,
+        "train_seconds": run.train_s,
+        "skipped_images": run.history["skipped_images"],
+        "unusable_rows": run.data.n_unusable,
         "val": last_val,
         "val_first": first,
         "val_text_perplexity_drop": (first["text_perplexity"] - last_val["text_perplexity"]) / first["text_perplexity"],
@@ -610,43 +705,105 @@ def train(
         "grounding": grounding,
         "region_words": region_words,
     }
-    if d.main:
-        log_metrics("val", {
-            "text_perplexity_drop": summary["val_text_perplexity_drop"],
-            "image_mse_vs_mean": summary["val_image_mse_vs_mean"] or 0.0,
-            "best_loss": history["best_val_loss"],
-        }, plot=False)
-        log_metrics("data", {"skipped_images": history["skipped_images"], "unusable_rows": n_unusable,
-                             "train_pairs": len(train_ds), "val_pairs": len(val_ds)}, plot=False)
-        if live is not None and truth:
-            probes = run_probe(model, rows, vocab, normaliser, cfg, dc, text_cfg, truth, d.device)
-            summary["probe"] = probes
-            log_metrics("probe", {f"{k}_{w}": v[w] for k, v in probes["article"].items()
-                                  for w in ("embedding", "text_only")}, plot=False)
-            log_metrics("probe", {f"region_{k}": v["region"] for k, v in probes.get("regions", {}).items()},
-                        plot=False)
-            with S.atomic_path(Path(live_dir) / "probe.json") as tmp:
-                tmp.write_text(json.dumps(probes, indent=2, sort_keys=True) + "\n")
-        if live is not None:
-            # Speed is not a result: it lives beside the metrics, not among them, so
-            # `dvc metrics diff` and `dvc exp show` do not report it as a change.
-            with S.atomic_path(Path(live_dir) / "timings.json") as tmp:
-                tmp.write_text(json.dumps({"train_seconds": round(train_s, 1), "train_samples_per_s":
-                                           round(summary["train_samples_per_s"], 2), "steps": step}, indent=2) + "\n")
-            if grounding is not None:
-                log_metrics("grounding", grounding, plot=False)
-            if region_words is not None:
-                log_metrics("region_words_phase", region_words, plot=False)
-            live.make_summary()
-            with S.atomic_path(Path(live_dir) / "details.json") as tmp:
-                tmp.write_text(json.dumps(live.summary, indent=2, sort_keys=True) + "\n")
-            live.summary = key_metrics(live.summary)  # live.end() writes metrics.json from it
-            grid = reconstruction_grid(model, val_ds, tc.reconstructions, d.device)
-            if grid is not None:
-                target = Path(live_dir) / "plots" / "images" / "reconstructions.png"
-                with S.atomic_path(target) as tmp:
-                    grid.save(tmp, format="PNG")
-            live.end()
+
+
+def _write_probe(run: _Run, summary: dict, truth: str | Path) -> None:
+    data = run.data
+    probes = run_probe(run.model, data.rows, data.vocab, data.normaliser, data.cfg, run.dc, run.text_cfg, truth,
+                       run.d.device)
+    summary["probe"] = probes
+    _log_metrics(run, "probe", {f"{k}_{w}": v[w] for k, v in probes["article"].items()
+                                for w in ("embedding", "text_only")}, plot=False)
+    _log_metrics(run, "probe", {f"region_{k}": v["region"] for k, v in probes.get("regions", {}).items()},
+                 plot=False)
+    with S.atomic_path(Path(run.live_dir) / "probe.json") as tmp:
+        tmp.write_text(json.dumps(probes, indent=2, sort_keys=True) + "\n")
+
+
+def _end_live(run: _Run, summary: dict, grounding: dict | None, region_words: dict | None) -> None:
+    """timings.json, details.json, metrics.json (the key figures) and reconstructions.png."""
+    live, live_dir = run.live, Path(run.live_dir)
+    # Speed is not a result: it lives beside the metrics, not among them, so
+    # `dvc metrics diff` and `dvc exp show` do not report it as a change.
+    with S.atomic_path(live_dir / "timings.json") as tmp:
+        tmp.write_text(json.dumps({"train_seconds": round(run.train_s, 1), "train_samples_per_s":
+                                   round(summary["train_samples_per_s"], 2), "steps": run.step}, indent=2) + "\n")
+    if grounding is not None:
+        _log_metrics(run, "grounding", grounding, plot=False)
+    if region_words is not None:
+        _log_metrics(run, "region_words_phase", region_words, plot=False)
+    live.make_summary()
+    with S.atomic_path(live_dir / "details.json") as tmp:
+        tmp.write_text(json.dumps(live.summary, indent=2, sort_keys=True) + "\n")
+    live.summary = key_metrics(live.summary)  # live.end() writes metrics.json from it
+    grid = reconstruction_grid(run.model, run.data.val_ds, run.tc.reconstructions, run.d.device)
+    if grid is not None:
+        target = live_dir / "plots" / "images" / "reconstructions.png"
+        with S.atomic_path(target) as tmp:
+            grid.save(tmp, format="PNG")
+    live.end()
+
+
+def _report(run: _Run, summary: dict, grounding: dict | None, region_words: dict | None,
+            truth: str | Path | None) -> None:
+    """Rank 0: the summary's figures into DVCLive, the probe, and the report files."""
+    if not run.d.main:
+        return
+    data = run.data
+    _log_metrics(run, "val", {
+        "text_perplexity_drop": summary["val_text_perplexity_drop"],
+        "image_mse_vs_mean": summary["val_image_mse_vs_mean"] or 0.0,
+        "best_loss": run.history["best_val_loss"],
+    }, plot=False)
+    _log_metrics(run, "data", {"skipped_images": run.history["skipped_images"], "unusable_rows": data.n_unusable,
+                               "train_pairs": len(data.train_ds), "val_pairs": len(data.val_ds)}, plot=False)
+    if run.live is not None and truth:
+        _write_probe(run, summary, truth)
+    if run.live is not None:
+        _end_live(run, summary, grounding, region_words)
+
+
+def train(
+    corpus_path: Path,
+    vocab_dir: Path,
+    out_dir: Path,
+    live_dir: Path | None,
+    params: AutoencoderParams,
+    text_cfg: TextConfig,
+    seed: int,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = False,
+    on_step: Callable[[int, dict], None] | None = None,
+    truth: str | Path | None = None,
+) -> dict:
+    """The ``autoencoder`` stage. Returns the summary metrics (rank 0's view).
+
+    ``truth``: the sample world's scenes.jsonl; then the article embedding is
+    also probed for scene attributes (``probe.json`` in ``live_dir``)."""
+    corpus_path, vocab_dir, out_dir = Path(corpus_path), Path(vocab_dir), Path(out_dir)
+    tc = params.train
+    d = setup_distributed(device)
+    torch.manual_seed(seed + d.rank)
+    make_deterministic(seed + d.rank, d.world)  # deterministic ops, fixed threads, seeded RNGs
+
+    data = _load_data(corpus_path, vocab_dir, params, text_cfg, seed, d)
+    run = _build_run(data, vocab_dir, params, d, text_cfg=text_cfg, seed=seed, out_dir=out_dir,
+                     live_dir=live_dir, progress=progress, on_step=on_step)
+    resuming = _maybe_resume(run, resume)
+    if not resuming and tc.pre_ground_epochs > 0 and run.model.sentence_match_head is not None:
+        _pre_ground(run)
+    _wrap(run)
+    _start_outputs(run, vocab_dir, resuming)
+    if run.history["first_val"] is None:
+        _validate(run, 0)
+        if run.live is not None:
+            run.live.make_summary()
+
+    last_val = _fit(run)
+    grounding, region_words, last_val = _post_phases(run, last_val)
+    summary = _summary(run, last_val, grounding, region_words)
+    _report(run, summary, grounding, region_words, truth)
     if d.world > 1:
         dist.barrier()
     return summary

@@ -58,7 +58,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch.utils.data import DataLoader
@@ -97,6 +97,9 @@ from cmisc_model.training.data import (
 from cmisc_model.training.determinism import make_deterministic
 from cmisc_model.training.optim import build_optimizer, build_scheduler
 from cmisc_model.training.runtime import amp_context, setup_distributed
+
+if TYPE_CHECKING:
+    from dvclive import Live
 
 log = logging.getLogger(__name__)
 
@@ -388,6 +391,147 @@ def load_classifier_checkpoint(path: str | Path) -> dict:
 
 # --------------------------------------------------------------------------- training
 
+@dataclass
+class _Repeat:
+    """One repeat's training: what its setup built and what its steps change."""
+
+    tc: ClassifierTrainConfig
+    data_cfg: DataConfig
+    init: str
+    seed: int
+    device: torch.device
+    model: Classifier
+    train_ds: LabelledDataset
+    val_ds: LabelledDataset
+    epochs: int
+    frozen: bool  # freeze_features: the encoder's fixed parts come from the caches
+    cache: list | None = None  # frozen: each training item's encoder parts
+    val_cache: list | None = None
+    kept: list[int] = field(default_factory=list)  # frozen: the training items with cached parts
+    skipped: int = 0  # images that failed to decode
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    sampler: BucketBatchSampler | None = None
+    live: Live | None = None
+    step: int = 0
+
+
+def _repeat_rows(split_rows: list[dict], tc: ClassifierTrainConfig, seed: int) -> tuple[list[dict], list[dict]]:
+    """The repeat's train rows (a random ``train_fraction`` share) and val rows."""
+    rng = random.Random(seed)
+    train_rows = [r for r in split_rows if r["split"] == "train"]
+    val_rows = [r for r in split_rows if r["split"] == "val"]
+    if tc.train_fraction < 1.0:
+        train_rows = rng.sample(train_rows, max(1, round(tc.train_fraction * len(train_rows))))
+    if not train_rows or not val_rows:
+        raise CmiscError(f"labelled split has {len(train_rows)} train and {len(val_rows)} val items; need both")
+    return train_rows, val_rows
+
+
+def _cache_features(r: _Repeat, ae: AutoencoderFolder, train_rows: list[dict], normaliser: TextNormaliser,
+                    parts_transform) -> None:
+    """``freeze_features``: fix the feature parts and compute each item's encoder parts once."""
+    freeze_feature_parts(r.model)
+    # centre crops, no flip: a cached item is seen the same way every epoch
+    plain = LabelledDataset(train_rows, ae.vocab, normaliser, ae.cfg.image_size, False, ae.resize_factor)
+    r.cache = cache_parts(r.model.encoder, plain, r.tc.eval_batch_size, r.device)
+    r.val_cache = cache_parts(r.model.encoder, r.val_ds, r.tc.eval_batch_size, r.device)
+    if parts_transform is not None:
+        r.cache, r.val_cache = parts_transform(r.cache, plain), parts_transform(r.val_cache, r.val_ds)
+    r.kept = [i for i, c in enumerate(r.cache) if c is not None]
+    r.skipped = len(r.cache) - len(r.kept)
+
+
+def _build_optimiser(r: _Repeat) -> None:
+    """Two parameter groups (the encoder at ``encoder_lr_scale`` x lr, the rest at lr) and the
+    per-step schedule over the repeat's steps."""
+    tc = r.tc
+    enc = [p for p in r.model.encoder.parameters() if p.requires_grad]
+    enc_ids = {id(p) for p in enc}
+    head = [p for p in r.model.parameters() if p.requires_grad and id(p) not in enc_ids]
+    r.optimizer = build_optimizer([{"params": enc, "lr": tc.lr * tc.encoder_lr_scale},
+                                   {"params": head, "lr": tc.lr}], tc)
+    r.sampler = BucketBatchSampler(r.train_ds.lengths(), tc.batch_size, True, r.seed,
+                                   chunk_batches=r.data_cfg.bucket_chunk)
+    per_epoch = r.sampler.batches_per_epoch()
+    total = min(r.epochs * per_epoch, tc.max_steps or r.epochs * per_epoch)
+    r.scheduler = build_scheduler(r.optimizer, tc, total, per_epoch, tc.lr_decay_epochs)
+
+
+def _batches(r: _Repeat, epoch: int):
+    """-> (indices, EncodedParts or None, batch dict or None) per step."""
+    if r.frozen:
+        g = torch.Generator().manual_seed(r.seed * 7919 + epoch)
+        order = [r.kept[i] for i in torch.randperm(len(r.kept), generator=g).tolist()]
+        for k in range(0, len(order), r.tc.batch_size):
+            idx = order[k : k + r.tc.batch_size]
+            yield idx, cached_batch(r.cache, idx, r.model.encoder.drop), None
+        return
+    r.sampler.set_epoch(epoch)
+    r.train_ds.set_epoch(epoch)
+    g = torch.Generator().manual_seed(r.seed * 7919 + epoch)
+    for batch in DataLoader(r.train_ds, batch_sampler=r.sampler, collate_fn=collate,
+                            num_workers=r.data_cfg.num_workers, generator=g):
+        yield batch["indices"], None, batch
+
+
+def _step(r: _Repeat, indices: list[int], parts: EncodedParts | None, batch: dict | None) -> float:
+    """One optimiser step -> its loss."""
+    device, model = r.device, r.model
+    cmi, sc = (t.to(device) for t in r.train_ds.label_tensors(indices))
+    with amp_context(device):
+        if parts is not None:
+            out = model.from_parts(parts, cmi, sc)
+        else:
+            out = model(batch["images"].to(device), batch["tokens"].to(device), cmi, sc)
+    if not torch.isfinite(out.loss.detach()):
+        raise CmiscError(f"non-finite classifier loss at step {r.step + 1} (lower classifier.train.lr?)")
+    r.optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], r.tc.clip_norm)
+    r.optimizer.step()
+    r.scheduler.step()  # per step (both recipes)
+    r.step += 1
+    return out.loss.item()
+
+
+def _train_epoch(r: _Repeat, epoch: int, progress: bool) -> list[float]:
+    """The steps of one epoch (up to ``max_steps``) -> their losses."""
+    steps = _batches(r, epoch)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, total=r.sampler.batches_per_epoch(), desc=f"{r.init} epoch {epoch + 1}/{r.epochs}",
+                     unit="batch", leave=False)
+    losses = []
+    for indices, parts, batch in steps:
+        if batch is not None:
+            r.skipped += batch["n_skipped"]
+        if not indices:
+            continue
+        losses.append(_step(r, indices, parts, batch))
+        if r.live is not None:
+            r.live.step = r.step
+            r.live.log_metric("train/loss", losses[-1])
+            r.live.log_metric("train/lr", r.optimizer.param_groups[1]["lr"])
+        if r.tc.max_steps is not None and r.step >= r.tc.max_steps:
+            break
+    return losses
+
+
+def _validate_epoch(r: _Repeat, epoch: int, losses: list[float]) -> dict:
+    val = evaluate_split(r.model, r.val_ds, r.tc.eval_batch_size, r.device, r.val_cache)
+    val.update(epoch=epoch + 1, step=r.step, train_loss=sum(losses) / max(len(losses), 1))
+    log.info("%s epoch %d step %d: train loss %.3f, val CMI %.3f SC %.3f (hm %.3f), val loss %.3f",
+             r.init, epoch + 1, r.step, val["train_loss"], val["cmi_accuracy"], val["sc_accuracy"],
+             val["harmonic_mean"], val["loss"])
+    if r.live is not None:
+        r.live.step = r.step
+        for k in ("cmi_accuracy", "sc_accuracy", "harmonic_mean", "loss"):
+            r.live.log_metric(f"val/{k}", val[k])
+    return val
+
+
 def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: ClassifierParams, data_cfg: DataConfig,
                  init: str, seed: int, device: torch.device, live=None, progress: bool = False,
                  parts_transform=None) -> dict:
@@ -398,13 +542,7 @@ def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: Classifi
     The test rows are not touched here.
     """
     tc = params.train
-    rng = random.Random(seed)
-    train_rows = [r for r in split_rows if r["split"] == "train"]
-    val_rows = [r for r in split_rows if r["split"] == "val"]
-    if tc.train_fraction < 1.0:
-        train_rows = rng.sample(train_rows, max(1, round(tc.train_fraction * len(train_rows))))
-    if not train_rows or not val_rows:
-        raise CmiscError(f"labelled split has {len(train_rows)} train and {len(val_rows)} val items; need both")
+    train_rows, val_rows = _repeat_rows(split_rows, tc, seed)
     normaliser = TextNormaliser(ae.text_cfg)
     size = ae.cfg.image_size
     train_ds = LabelledDataset(train_rows, ae.vocab, normaliser, size, True, ae.resize_factor, data_cfg.hflip, seed)
@@ -414,99 +552,27 @@ def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: Classifi
     model = build_classifier(ae, params.model, init).to(device)
     frozen = tc.freeze_features and init == "autoencoder"
     epochs = tc.epochs if init == "autoencoder" else tc.no_ae_epochs
-    cache = val_cache = None
+    r = _Repeat(tc, data_cfg, init, seed, device, model, train_ds, val_ds, epochs, frozen, live=live)
     if parts_transform is not None and not frozen:
         raise CmiscError("parts_transform edits cached parts: it needs freeze_features and the autoencoder")
     if frozen:
-        freeze_feature_parts(model)
-        # centre crops, no flip: a cached item is seen the same way every epoch
-        plain = LabelledDataset(train_rows, ae.vocab, normaliser, size, False, ae.resize_factor)
-        cache = cache_parts(model.encoder, plain, tc.eval_batch_size, device)
-        val_cache = cache_parts(model.encoder, val_ds, tc.eval_batch_size, device)
-        if parts_transform is not None:
-            cache, val_cache = parts_transform(cache, plain), parts_transform(val_cache, val_ds)
-        kept = [i for i, c in enumerate(cache) if c is not None]
-        skipped = len(cache) - len(kept)
-    enc = [p for p in model.encoder.parameters() if p.requires_grad]
-    enc_ids = {id(p) for p in enc}
-    head = [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids]
-    optimizer = build_optimizer([{"params": enc, "lr": tc.lr * tc.encoder_lr_scale}, {"params": head, "lr": tc.lr}], tc)
-    sampler = BucketBatchSampler(train_ds.lengths(), tc.batch_size, True, seed, chunk_batches=data_cfg.bucket_chunk)
-    per_epoch = sampler.batches_per_epoch()
-    total = min(epochs * per_epoch, tc.max_steps or epochs * per_epoch)
-    scheduler = build_scheduler(optimizer, tc, total, per_epoch, tc.lr_decay_epochs)
+        _cache_features(r, ae, train_rows, normaliser, parts_transform)
+    _build_optimiser(r)
 
-    def batches(epoch: int):
-        """-> (indices, EncodedParts or None, batch dict or None) per step."""
-        if frozen:
-            g = torch.Generator().manual_seed(seed * 7919 + epoch)
-            order = [kept[i] for i in torch.randperm(len(kept), generator=g).tolist()]
-            for k in range(0, len(order), tc.batch_size):
-                idx = order[k : k + tc.batch_size]
-                yield idx, cached_batch(cache, idx, model.encoder.drop), None
-            return
-        sampler.set_epoch(epoch)
-        train_ds.set_epoch(epoch)
-        g = torch.Generator().manual_seed(seed * 7919 + epoch)
-        for batch in DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate,
-                                num_workers=data_cfg.num_workers, generator=g):
-            yield batch["indices"], None, batch
-
-    step, best, best_state, history = 0, None, None, []
-    if not frozen:
-        skipped = 0
+    best, best_state, history = None, None, []
     t0 = time.perf_counter()
     model.train()
     for epoch in range(epochs):
-        steps = batches(epoch)
-        if progress:
-            from tqdm import tqdm
-
-            steps = tqdm(steps, total=per_epoch, desc=f"{init} epoch {epoch + 1}/{epochs}", unit="batch", leave=False)
-        losses = []
-        for indices, parts, batch in steps:
-            if batch is not None:
-                skipped += batch["n_skipped"]
-            if not indices:
-                continue
-            cmi, sc = (t.to(device) for t in train_ds.label_tensors(indices))
-            with amp_context(device):
-                if parts is not None:
-                    out = model.from_parts(parts, cmi, sc)
-                else:
-                    out = model(batch["images"].to(device), batch["tokens"].to(device), cmi, sc)
-            if not torch.isfinite(out.loss.detach()):
-                raise CmiscError(f"non-finite classifier loss at step {step + 1} (lower classifier.train.lr?)")
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], tc.clip_norm)
-            optimizer.step()
-            scheduler.step()  # per step (both recipes)
-            step += 1
-            losses.append(out.loss.item())
-            if live is not None:
-                live.step = step
-                live.log_metric("train/loss", losses[-1])
-                live.log_metric("train/lr", optimizer.param_groups[1]["lr"])
-            if tc.max_steps is not None and step >= tc.max_steps:
-                break
-        val = evaluate_split(model, val_ds, tc.eval_batch_size, device, val_cache)
-        val.update(epoch=epoch + 1, step=step, train_loss=sum(losses) / max(len(losses), 1))
+        losses = _train_epoch(r, epoch, progress)
+        val = _validate_epoch(r, epoch, losses)
         history.append(val)
-        log.info("%s epoch %d step %d: train loss %.3f, val CMI %.3f SC %.3f (hm %.3f), val loss %.3f",
-                 init, epoch + 1, step, val["train_loss"], val["cmi_accuracy"], val["sc_accuracy"],
-                 val["harmonic_mean"], val["loss"])
-        if live is not None:
-            live.step = step
-            for k in ("cmi_accuracy", "sc_accuracy", "harmonic_mean", "loss"):
-                live.log_metric(f"val/{k}", val[k])
         if better(val, best, tc.select_by):
             best = val
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if tc.max_steps is not None and step >= tc.max_steps:
+        if tc.max_steps is not None and r.step >= tc.max_steps:
             break
     model.load_state_dict(best_state)
-    return {"model": model, "best": best, "history": history, "skipped_images": skipped,
+    return {"model": model, "best": best, "history": history, "skipped_images": r.skipped,
             "n_train": len(train_ds), "n_val": len(val_ds), "seconds": time.perf_counter() - t0}
 
 
@@ -538,6 +604,163 @@ def test_summary(test_mean: dict, predictions: list[dict], system: str) -> dict:
     return out
 
 
+@dataclass
+class _Stage:
+    """What the repeats of the classifier stage share, and what they add up."""
+
+    ae: AutoencoderFolder
+    params: ClassifierParams
+    data_cfg: DataConfig
+    system: str
+    init: str
+    seed: int
+    device: torch.device
+    labelled_path: Path
+    out_dir: Path
+    scenes: dict  # with ``truth``: the sample world's scenes, for the counterfactual texts
+    blank: Path  # the blank image of the images_blank ablation
+    ablation_kinds: tuple[str, ...]
+    progress: bool
+    predictions: list[dict] = field(default_factory=list)
+    counterfactuals: list[dict] = field(default_factory=list)
+    per_repeat: list[dict] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def _labelled_rows(labelled_path: Path) -> list[dict]:
+    rows = S.read_table(labelled_path, S.LABELLED).to_pylist()
+    unusable = [r["pair_id"] for r in rows if r["image_status"] != "ok" or not r["image_path"]]
+    if unusable:
+        # Every test item must be scored once, and the classifier needs an image.
+        raise CmiscError(f"{labelled_path}: {len(unusable)} labelled pair(s) have no usable image, "
+                         f"e.g. {', '.join(unusable[:5])}")
+    return rows
+
+
+def _predict_rows(st: _Stage, model: Classifier, rows: list[dict]) -> tuple[dict, list[str]]:
+    """``predict_probs`` over ``rows`` read as the autoencoder reads them (centre crops)."""
+    ae = st.ae
+    ds = LabelledDataset(rows, ae.vocab, TextNormaliser(ae.text_cfg), ae.cfg.image_size, False, ae.resize_factor)
+    return predict_probs(model, ds, st.params.train.eval_batch_size, st.device)
+
+
+def _score_test(st: _Stage, k: int, model: Classifier, test_rows: list[dict]) -> list[dict]:
+    """The test split, read only now: each item scored once by the selected model; then its
+    ablations and counterfactuals -> repeat k's prediction rows of the intact test split."""
+    probs, failed = _predict_rows(st, model, test_rows)
+    if failed:
+        raise CmiscError(f"{st.labelled_path}: repeat {k}: test image(s) of {', '.join(failed[:5])} "
+                         "cannot be decoded, so they cannot be scored")
+    rows_k = prediction_rows(st.system, k, test_rows, probs)
+    st.predictions += rows_k
+    # What the selected model uses: the same test items with image or text taken away.
+    for kind in st.ablation_kinds:
+        ab = ablated_rows(test_rows, kind, st.seed + k, st.blank)
+        ab_probs, _ = _predict_rows(st, model, ab)
+        st.predictions += prediction_rows(f"{st.system}:{kind}", k, ab, ab_probs)
+    if st.scenes:
+        cf = counterfactual_rows(test_rows, st.scenes, st.seed + k)
+        cf_probs, _ = _predict_rows(st, model, cf)
+        st.counterfactuals += prediction_rows(f"{st.system}:counterfactual", k, cf, cf_probs)
+    return rows_k
+
+
+def _save_model(st: _Stage, model: Classifier, best: dict) -> None:
+    """model.pt: repeat 0's selected model."""
+    ae = st.ae
+    save_checkpoint({
+        "format": FORMAT, "system": st.system, "init": st.init, "repeat": 0,
+        "config": plain_config(ae.cfg), "classifier": dataclasses.asdict(st.params.model),
+        "text": plain_config(ae.text_cfg),
+        "data": {"image_size": ae.cfg.image_size, "resize_factor": ae.resize_factor},
+        "vocab_hash": ae.vocab_hash, "step": best["step"], "epoch": best["epoch"],
+        "model": model.state_dict(),
+        "metrics": {"val": st.per_repeat[0]["val"]},
+    }, st.out_dir / "model.pt")
+
+
+def _run_repeat(st: _Stage, k: int, split_rows: list[dict], live_dir: str | Path | None) -> None:
+    """Repeat k: train and select (DVCLive for repeat 0), score the test split, record the figures."""
+    test_rows = [r for r in split_rows if r["split"] == "test"]
+    if not test_rows:
+        raise CmiscError(f"{st.labelled_path}: repeat {k} has no test items")
+    live = None
+    if k == 0 and live_dir is not None:
+        from dvclive import Live
+
+        live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False)
+    res = train_repeat(st.ae, split_rows, st.params, st.data_cfg, st.init, st.seed + k, st.device, live,
+                       st.progress)
+    model = res["model"]
+    rows_k = _score_test(st, k, model, test_rows)
+    test_acc = {f"{t}_accuracy": sum(r[f"{t}_pred"] == r[f"{t}_true"] for r in rows_k) / len(rows_k)
+                for t in TASKS}
+    best = res["best"]
+    st.per_repeat.append({
+        "repeat": k, "selected_epoch": best["epoch"], "selected_step": best["step"],
+        "val": {key: best[key] for key in ("cmi_accuracy", "sc_accuracy", "harmonic_mean", "loss")},
+        "test": test_acc, "n_train": res["n_train"], "n_val": res["n_val"], "n_test": len(rows_k),
+        "skipped_images": res["skipped_images"],
+        "history": res["history"],
+    })
+    log.info("%s repeat %d: selected epoch %d (val CMI %.3f SC %.3f); test CMI %.3f SC %.3f",
+             st.system, k, best["epoch"], best["cmi_accuracy"], best["sc_accuracy"],
+             test_acc["cmi_accuracy"], test_acc["sc_accuracy"])
+    st.seconds.append(round(res["seconds"], 1))
+    if k == 0:
+        _save_model(st, model, best)
+        if live is not None:
+            for key in ("cmi_accuracy", "sc_accuracy", "harmonic_mean"):
+                live.summary[f"selected/val_{key}"] = best[key]
+            live.summary["selected/epoch"] = best["epoch"]
+            live.end()
+
+
+def _write_predictions(st: _Stage) -> None:
+    from cmisc_model.evaluation.report import predictions_table, write_predictions
+
+    write_predictions(predictions_table(st.predictions, str(st.out_dir)), st.out_dir / "predictions.parquet")
+    if st.scenes:
+        # labels of counterfactual texts differ from labelled.parquet: a file of their own
+        write_predictions(predictions_table(st.counterfactuals, str(st.out_dir)),
+                          st.out_dir / "counterfactual.parquet")
+
+
+def _metrics(st: _Stage, repeats: int) -> dict:
+    def mean(part: str, key: str) -> float:
+        return sum(r[part][key] for r in st.per_repeat) / len(st.per_repeat)
+
+    return {
+        "system": st.system, "init": st.init, "repeats": repeats, "train_fraction": st.params.train.train_fraction,
+        "val_mean": {key: mean("val", key) for key in ("cmi_accuracy", "sc_accuracy")},
+        "test_mean": {key: mean("test", key) for key in ("cmi_accuracy", "sc_accuracy")},
+        "per_repeat": st.per_repeat,
+    }
+
+
+def _write_reports(st: _Stage, metrics: dict, live_dir: str | Path | None, repeats: int) -> None:
+    """metrics.json; beside DVCLive test.json and timings.json; the model folder's config.json
+    and vocabulary copies."""
+    out_dir, ae, params = st.out_dir, st.ae, st.params
+    with S.atomic_path(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    if live_dir is not None:
+        with S.atomic_path(Path(live_dir) / "test.json") as tmp:
+            tmp.write_text(json.dumps(test_summary(metrics["test_mean"], st.predictions, st.system), indent=2) + "\n")
+        # speed is not a result: beside the metrics, tracked by neither git nor DVC
+        with S.atomic_path(Path(live_dir) / "timings.json") as tmp:
+            tmp.write_text(json.dumps({"train_seconds": st.seconds}, indent=2) + "\n")
+    config = {"system": st.system, "autoencoder": str(ae.path), "classifier": dataclasses.asdict(params.model),
+              "train": dataclasses.asdict(params.train), "model": plain_config(ae.cfg),
+              "text": plain_config(ae.text_cfg), "vocab_hash": ae.vocab_hash, "seed": st.seed, "repeats": repeats}
+    with S.atomic_path(out_dir / "config.json") as tmp:
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+    for name in ("vocab.parquet", "word2vec.parquet"):
+        # A model folder is self-contained: `cmisc predict` reads the vocabulary from it.
+        with S.atomic_path(out_dir / name) as tmp:
+            shutil.copyfile(ae.path / name, tmp)
+
+
 def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str | Path, params: ClassifierParams,
                      repeats: int, seed: int, split_cfg: LabelledSplitConfig | None = None, no_ae: bool = False,
                      data_cfg: DataConfig | None = None, live_dir: str | Path | None = None,
@@ -548,120 +771,24 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
     counterfactual.parquet."""
     labelled_path, out_dir = Path(labelled_path), Path(out_dir)
     split_cfg = split_cfg or LabelledSplitConfig()
-    data_cfg = data_cfg or DataConfig()
     system, init = (SYSTEM_NO_AE, "random") if no_ae else (SYSTEM_AE, "autoencoder")
     dev = setup_distributed(device).device
     make_deterministic(seed)  # deterministic ops, fixed threads, seeded RNGs
     ae = ae_dir if isinstance(ae_dir, AutoencoderFolder) else read_autoencoder(ae_dir)
-    rows = S.read_table(labelled_path, S.LABELLED).to_pylist()
-    unusable = [r["pair_id"] for r in rows if r["image_status"] != "ok" or not r["image_path"]]
-    if unusable:
-        # Every test item must be scored once, and the classifier needs an image.
-        raise CmiscError(f"{labelled_path}: {len(unusable)} labelled pair(s) have no usable image, "
-                         f"e.g. {', '.join(unusable[:5])}")
+    rows = _labelled_rows(labelled_path)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictions, per_repeat, counterfactuals, seconds = [], [], [], []
     scenes = read_scenes(truth) if truth is not None else {}
     blank_dir = tempfile.TemporaryDirectory()
     blank = write_blank_image(Path(blank_dir.name) / "blank.png", ae.cfg.image_size)
+    st = _Stage(ae, params, data_cfg or DataConfig(), system, init, seed, dev, labelled_path, out_dir, scenes,
+                blank, ablation_kinds, progress)
     for k in range(repeats):
-        split_rows = repeat_split(rows, seed, k, split_cfg)
-        test_rows = [r for r in split_rows if r["split"] == "test"]
-        if not test_rows:
-            raise CmiscError(f"{labelled_path}: repeat {k} has no test items")
-        live = None
-        if k == 0 and live_dir is not None:
-            from dvclive import Live
-
-            live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False)
-        res = train_repeat(ae, split_rows, params, data_cfg, init, seed + k, dev, live, progress)
-        model = res["model"]
-
-        # The test split, read only now: each item scored once by the selected model.
-        test_ds = LabelledDataset(test_rows, ae.vocab, TextNormaliser(ae.text_cfg), ae.cfg.image_size, False,
-                                  ae.resize_factor)
-        probs, failed = predict_probs(model, test_ds, params.train.eval_batch_size, dev)
-        if failed:
-            raise CmiscError(f"{labelled_path}: repeat {k}: test image(s) of {', '.join(failed[:5])} "
-                             "cannot be decoded, so they cannot be scored")
-        rows_k = prediction_rows(system, k, test_rows, probs)
-        predictions += rows_k
-        # What the selected model uses: the same test items with image or text taken away.
-        for kind in ablation_kinds:
-            ab = ablated_rows(test_rows, kind, seed + k, blank)
-            ab_probs, _ = predict_probs(model, LabelledDataset(ab, ae.vocab, TextNormaliser(ae.text_cfg),
-                                        ae.cfg.image_size, False, ae.resize_factor), params.train.eval_batch_size, dev)
-            predictions += prediction_rows(f"{system}:{kind}", k, ab, ab_probs)
-        if scenes:
-            cf = counterfactual_rows(test_rows, scenes, seed + k)
-            cf_probs, _ = predict_probs(model, LabelledDataset(cf, ae.vocab, TextNormaliser(ae.text_cfg),
-                                        ae.cfg.image_size, False, ae.resize_factor), params.train.eval_batch_size, dev)
-            counterfactuals += prediction_rows(f"{system}:counterfactual", k, cf, cf_probs)
-        test_acc = {f"{t}_accuracy": sum(r[f"{t}_pred"] == r[f"{t}_true"] for r in rows_k) / len(rows_k)
-                    for t in TASKS}
-        best = res["best"]
-        per_repeat.append({
-            "repeat": k, "selected_epoch": best["epoch"], "selected_step": best["step"],
-            "val": {key: best[key] for key in ("cmi_accuracy", "sc_accuracy", "harmonic_mean", "loss")},
-            "test": test_acc, "n_train": res["n_train"], "n_val": res["n_val"], "n_test": len(rows_k),
-            "skipped_images": res["skipped_images"],
-            "history": res["history"],
-        })
-        log.info("%s repeat %d: selected epoch %d (val CMI %.3f SC %.3f); test CMI %.3f SC %.3f",
-                 system, k, best["epoch"], best["cmi_accuracy"], best["sc_accuracy"],
-                 test_acc["cmi_accuracy"], test_acc["sc_accuracy"])
-        seconds.append(round(res["seconds"], 1))
-        if k == 0:
-            save_checkpoint({
-                "format": FORMAT, "system": system, "init": init, "repeat": 0,
-                "config": plain_config(ae.cfg), "classifier": dataclasses.asdict(params.model),
-                "text": plain_config(ae.text_cfg),
-                "data": {"image_size": ae.cfg.image_size, "resize_factor": ae.resize_factor},
-                "vocab_hash": ae.vocab_hash, "step": best["step"], "epoch": best["epoch"],
-                "model": model.state_dict(),
-                "metrics": {"val": per_repeat[0]["val"]},
-            }, out_dir / "model.pt")
-            if live is not None:
-                for key in ("cmi_accuracy", "sc_accuracy", "harmonic_mean"):
-                    live.summary[f"selected/val_{key}"] = best[key]
-                live.summary["selected/epoch"] = best["epoch"]
-                live.end()
-
-    from cmisc_model.evaluation.report import predictions_table, write_predictions
-
-    write_predictions(predictions_table(predictions, str(out_dir)), out_dir / "predictions.parquet")
-    if scenes:
-        # labels of counterfactual texts differ from labelled.parquet: a file of their own
-        write_predictions(predictions_table(counterfactuals, str(out_dir)), out_dir / "counterfactual.parquet")
+        _run_repeat(st, k, repeat_split(rows, seed, k, split_cfg), live_dir)
+    _write_predictions(st)
     blank_dir.cleanup()
-
-    def mean(part: str, key: str) -> float:
-        return sum(r[part][key] for r in per_repeat) / len(per_repeat)
-
-    metrics = {
-        "system": system, "init": init, "repeats": repeats, "train_fraction": params.train.train_fraction,
-        "val_mean": {key: mean("val", key) for key in ("cmi_accuracy", "sc_accuracy")},
-        "test_mean": {key: mean("test", key) for key in ("cmi_accuracy", "sc_accuracy")},
-        "per_repeat": per_repeat,
-    }
-    with S.atomic_path(out_dir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    if live_dir is not None:
-        with S.atomic_path(Path(live_dir) / "test.json") as tmp:
-            tmp.write_text(json.dumps(test_summary(metrics["test_mean"], predictions, system), indent=2) + "\n")
-        # speed is not a result: beside the metrics, tracked by neither git nor DVC
-        with S.atomic_path(Path(live_dir) / "timings.json") as tmp:
-            tmp.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
-    config = {"system": system, "autoencoder": str(ae.path), "classifier": dataclasses.asdict(params.model),
-              "train": dataclasses.asdict(params.train), "model": plain_config(ae.cfg),
-              "text": plain_config(ae.text_cfg), "vocab_hash": ae.vocab_hash, "seed": seed, "repeats": repeats}
-    with S.atomic_path(out_dir / "config.json") as tmp:
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-    for name in ("vocab.parquet", "word2vec.parquet"):
-        # A model folder is self-contained: `cmisc predict` reads the vocabulary from it.
-        with S.atomic_path(out_dir / name) as tmp:
-            shutil.copyfile(ae.path / name, tmp)
+    metrics = _metrics(st, repeats)
+    _write_reports(st, metrics, live_dir, repeats)
     return metrics
 
 

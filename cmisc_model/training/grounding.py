@@ -1,7 +1,7 @@
 """Grounding: teach the sentences where to look and what to expect there, on the unlabelled corpus;
 and the region word phase (``teach_regions``, below), which teaches the regions what stands there.
 
-A phase at the end of autoencoder training (departure from 2017, issue 10;
+A phase at the end of autoencoder training (departure from 2017;
 cross-attention fusion only). The image encoder is fixed: every training
 image's regions are computed once (centre crop, eval mode). Then only the
 sentence side of the matching is trained, ``where`` and ``what`` (word bags)
@@ -88,7 +88,7 @@ def ground(model, ds: AutoencoderDataset, epochs: int, batch_size: int, lr: floa
 
 def teach_regions(model, ds: AutoencoderDataset, steps: int, batch_size: int, lr: float, seed: int,
                   device: torch.device, progress: bool = False) -> dict:
-    """The region word phase (departure from 2017, issue 10): train the image encoder and the two
+    """The region word phase (departure from 2017): train the image encoder and the two
     word experts of ``model`` (an Autoencoder with region word prediction) on region word
     prediction alone, for ``steps`` steps of ``ds`` (augmented), with where each sentence looks
     fixed (as training left it: on the sample world 99.5 % of mentions look at their own cell).
@@ -97,7 +97,7 @@ def teach_regions(model, ds: AutoencoderDataset, steps: int, batch_size: int, lr
     Why a phase of its own: in the joint loss the CNN's gradient is led by reconstruction and
     colour, and a region's shape words stayed near chance (its likeliest shape word right 0.25
     of the time, chance 0.17); trained on region words alone, with the neighbours' expert
-    explaining the sentence's form, 0.57 after 700 steps (session 9, sample world). The decoders
+    explaining the sentence's form, 0.57 after 700 steps (sample world). The decoders
     do not train here, so the autoencoder is validated again afterwards (its image MSE rises)."""
     from torch.utils.data import DataLoader
 

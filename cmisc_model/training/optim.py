@@ -6,8 +6,8 @@ Two recipes, chosen in params (``optimizer``, ``schedule``):
   ``lr_decay`` every ``lr_decay_epochs`` epochs (2017: 0.1, halved each epoch).
 - ``adamw`` + ``cosine``: the default. Departure from 2017: on the sample world
   the 2017 recipe leaves the image decoder worse than the mean image and the
-  no-AE classifier on one class (issue 10), so the default is AdamW with a
-  linear warm-up and a cosine decay **by optimiser steps**, which trains both.
+  no-AE classifier on one class, so the default is AdamW with a linear
+  warm-up and a cosine decay **by optimiser steps**, which trains both.
 
 Either way the schedule is a ``LambdaLR`` stepped once per optimiser step, so
 a checkpoint's scheduler state resumes exactly.
