@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -185,10 +184,8 @@ def test_train_ae_and_embed_cli_end_to_end(tmp_path, monkeypatch):
     params["autoencoder"]["data"].update(num_workers=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out, live = tmp_path / "model", tmp_path / "reports"
-    t0 = time.perf_counter()
     assert T.cli_main(["--corpus", str(corpus), "--vocab", str(vocab_dir), "--out", str(out),
                        "--live-dir", str(live), "--params", str(tmp_path / "params.yaml"), "--device", "cpu"]) == 0
-    assert time.perf_counter() - t0 < 60
     for name in ("model.pt", "last.pt", "config.json", "vocab.parquet", "word2vec.parquet"):
         assert (out / name).exists(), name
     ckpt = torch.load(out / "model.pt", weights_only=True)
