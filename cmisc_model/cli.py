@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "coco-pairs": ("cmisc_model.sources.coco", "COCO captions file -> pairs Parquet"),
     "text": ("cmisc_model.text.normalise", "show the tokens the model sees for text on stdin"),
     "annotations": ("cmisc_model.corpus.annotations", "import and validate CMI/SC annotations"),
+    "annotate": ("cmisc_model.corpus.label_studio", "Label Studio round trip: tasks out, CMI/SC labels and kappa back"),
     "corpus": ("cmisc_model.corpus.assemble", "union the sources and split by document"),
     "vocab": ("cmisc_model.corpus.vocab", "vocabulary and Word2Vec from the training split"),
     "train-ae": ("cmisc_model.commands:train_ae", "train the autoencoder (DVCLive, checkpoints, resume)"),
