@@ -200,7 +200,7 @@ def test_cli_writes_pairs_and_summary(tree, tmp_path):
 
 
 def test_sample_world_bbc(request):
-    """The sample world's BBC folder (ISO-8859-1 articles, written by sample_world.py)."""
+    """The sample world's BBC folder (ISO-8859-1 articles, written by the sample world generator)."""
     pytest.importorskip("cmisc_model.sample_world.world")
     tiny_world = request.getfixturevalue("tiny_world")
     manifest = json.loads((tiny_world / "manifest.json").read_text())

@@ -163,7 +163,7 @@ def test_cli(mini, tmp_path):
 
 
 def test_sample_world_coco(request):
-    """The sample world's COCO file and images (written by sample_world.py): all present."""
+    """The sample world's COCO file and images (written by the sample world generator): all present."""
     pytest.importorskip("cmisc_model.sample_world.world")
     world = request.getfixturevalue("tiny_world")
     manifest = json.loads((world / "manifest.json").read_text())

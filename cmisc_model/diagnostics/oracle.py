@@ -137,7 +137,7 @@ def oracle_item(part: tuple, scene: S.Scene, sentences: list[str], mode: str, fl
 
 def transform(scenes: Mapping[str, S.Scene], normaliser: TextNormaliser, mode: str, flip: float = 0.0,
               seed: int = 0):
-    """A ``parts_transform`` for ``train_classifier.train_repeat``: items without a scene
+    """A ``parts_transform`` for ``training.classifier.train_repeat``: items without a scene
     (COCO's captions) keep their real parts. ``flip`` (verdict modes): the share of verdicts
     turned round, drawn per item from ``seed`` and its pair id (the same item, the same flips)."""
 

@@ -1,7 +1,7 @@
 """What makes a training run repeat byte for byte on one machine, in one place.
 
 ``make_deterministic(seed, world)`` is called at the start of each training
-entry point (``train_autoencoder.train``, ``train_classifier.train_classifier``,
+entry point (``training.autoencoder.train``, ``training.classifier.train_classifier``,
 and so ``cmisc scarcity``), once the device is chosen:
 
 - ``torch.use_deterministic_algorithms(True, warn_only=True)``: every op that
@@ -21,7 +21,7 @@ and so ``cmisc scarcity``), once the device is chosen:
   resume), so unseeded ones would make ``model.pt`` and ``last.pt`` differ
   between identical runs.
 
-Between machines results still drift: see the README (*Reproducibility*).
+Between machines results still drift: see docs/reproducibility.md.
 """
 
 from __future__ import annotations
