@@ -375,15 +375,21 @@ def write_table(
     return path
 
 
+def open_parquet(path: str | os.PathLike, what: str = "file", error: type[Exception] = SchemaError) -> pa.Table:
+    """A Parquet file as it is, unvalidated; a missing or unreadable file is an error naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        return pq.read_table(path)
+    except pa.ArrowInvalid as e:
+        raise error(f"{path}: not a readable Parquet file ({e})") from e
+
+
 def read_table(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
     """Read a Parquet file and validate it; errors name the file and column."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        table = pq.read_table(path)
-    except pa.ArrowInvalid as e:
-        raise SchemaError(f"{path}: not a readable Parquet file ({e})") from e
+    table = open_parquet(path)
     meta = table.schema.metadata or {}
     table = validate(table, schema, str(path))
     return table.replace_schema_metadata({**(schema.metadata or {}), **meta})

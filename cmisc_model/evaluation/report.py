@@ -157,12 +157,7 @@ def write_predictions(table: pa.Table, path: str | Path) -> Path:
 
 def read_predictions(path: str | Path) -> pa.Table:
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such predictions file")
-    try:
-        raw = pq.read_table(path)
-    except pa.ArrowInvalid as e:
-        raise S.SchemaError(f"{path}: not a readable Parquet file ({e})") from e
+    raw = S.open_parquet(path, "predictions file")
     missing = [f.name for f in S.PREDICTIONS if f.name not in raw.column_names]
     if missing:
         raise S.SchemaError(f"{path}: column(s) {missing} missing (not a PREDICTIONS file?)")

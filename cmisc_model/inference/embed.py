@@ -22,8 +22,6 @@ import json
 import logging
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
@@ -42,12 +40,7 @@ log = logging.getLogger(__name__)
 def read_pairs(path: Path) -> list[dict]:
     """The PAIRS columns of any pairs-like file, validated."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        table = pq.read_table(path)
-    except pa.ArrowInvalid as e:
-        raise CmiscError(f"{path}: not a readable Parquet file ({e})") from e
+    table = S.open_parquet(path, error=CmiscError)
     missing = [c for c in S.PAIRS.names if c not in table.column_names]
     if missing:
         raise CmiscError(f"{path}: not a pairs file, columns {missing} are missing")
