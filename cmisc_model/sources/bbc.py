@@ -47,6 +47,7 @@ import dataclasses
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,71 +118,84 @@ def _clean(text: str) -> str:
 # --------------------------------------------------------------------------- html
 
 
+def _not_html_reason(data: bytes) -> str | None:
+    """Why ``data`` is certainly not an HTML page (a known binary format), or None."""
+    for magic, what in _MAGIC.items():
+        if data.startswith(magic):
+            return what
+    if b"\x00" in data:
+        return "binary data: NUL bytes"
+    return None
+
+
+class _ArticleReader:
+    """Reads the flat body of an article into ``text_blocks``, counting unexpected tags."""
+
+    def __init__(self) -> None:
+        self.blocks: list[dict] = []
+        self.unexpected: Counter = Counter()
+
+    def heading(self, lines: list[str]) -> None:
+        lines = [ln for ln in lines if ln]
+        if not lines:
+            return
+        if self.blocks and not self.blocks[-1]["sentences"]:
+            self.blocks[-1]["titles"].extend(lines)  # consecutive headings: one group
+        else:
+            self.blocks.append({"titles": lines, "sentences": []})
+
+    def paragraph(self, text: str) -> None:
+        sentences = split_sentences(text)
+        if not sentences:
+            return
+        if not self.blocks:
+            self.blocks.append({"titles": [], "sentences": []})
+        self.blocks[-1]["sentences"].extend(sentences)
+
+    def walk(self, parent: Tag) -> None:
+        for node in parent.children:
+            if isinstance(node, (Comment, Doctype)):
+                continue
+            if isinstance(node, NavigableString):
+                self.paragraph(str(node))  # bare text between tags: a paragraph
+                continue
+            if not isinstance(node, Tag) or node.name in _SKIPPED_TAGS:
+                continue
+            if node.name in _HEADING_TAGS:
+                self.heading([_clean(node.get_text(" "))])
+            elif node.name == "p":
+                self.read_p(node)
+            elif node.name in _CONTAINER_TAGS:
+                self.unexpected[node.name] += 1
+                self.walk(node)  # a wrapper around the flat body: read its children the same way
+            else:
+                self.unexpected[node.name] += 1
+                self.paragraph(node.get_text(" "))
+
+    def read_p(self, node: Tag) -> None:
+        children = [c for c in node.children if isinstance(c, Tag) and c.name != "br"]
+        loose = "".join(str(c) for c in node.children if isinstance(c, NavigableString)).strip()
+        if children and not loose and all(c.name in _HEADING_TAGS for c in children):
+            self.heading([_clean(c.get_text(" ")) for c in children])  # multi-line heading
+        else:
+            self.paragraph(node.get_text(" "))
+
+
 def parse_article(data: bytes, name: str = "<html>") -> tuple[list[dict], str, Counter]:
     """Article bytes -> (text_blocks, encoding, unexpected tag counts).
 
     Raises ``NotHtmlError`` naming ``name`` when the bytes are not an HTML page.
     """
-    for magic, what in _MAGIC.items():
-        if data.startswith(magic):
-            raise NotHtmlError(f"{name}: not HTML ({what})")
-    if b"\x00" in data:
-        raise NotHtmlError(f"{name}: not HTML (binary data: NUL bytes)")
+    reason = _not_html_reason(data)
+    if reason is not None:
+        raise NotHtmlError(f"{name}: not HTML ({reason})")
     text, encoding = decode(data)
     soup = BeautifulSoup(text, "html.parser")
     if soup.find(["html", "body", "p", "b"]) is None:
         raise NotHtmlError(f"{name}: not HTML (no <html>, <body>, <p> or <b> markup)")
-    body = soup.body or soup.html or soup
-
-    blocks: list[dict] = []
-    unexpected: Counter = Counter()
-
-    def heading(lines: list[str]) -> None:
-        lines = [ln for ln in lines if ln]
-        if not lines:
-            return
-        if blocks and not blocks[-1]["sentences"]:
-            blocks[-1]["titles"].extend(lines)  # consecutive headings: one group
-        else:
-            blocks.append({"titles": lines, "sentences": []})
-
-    def paragraph(text: str) -> None:
-        sentences = split_sentences(text)
-        if not sentences:
-            return
-        if not blocks:
-            blocks.append({"titles": [], "sentences": []})
-        blocks[-1]["sentences"].extend(sentences)
-
-    def walk(parent: Tag) -> None:
-        for node in parent.children:
-            if isinstance(node, (Comment, Doctype)):
-                continue
-            if isinstance(node, NavigableString):
-                paragraph(str(node))  # bare text between tags: a paragraph
-                continue
-            if not isinstance(node, Tag) or node.name in _SKIPPED_TAGS:
-                continue
-            if node.name in _HEADING_TAGS:
-                heading([_clean(node.get_text(" "))])
-            elif node.name == "p":
-                children = [c for c in node.children if isinstance(c, Tag) and c.name != "br"]
-                loose = "".join(
-                    str(c) for c in node.children if isinstance(c, NavigableString)
-                ).strip()
-                if children and not loose and all(c.name in _HEADING_TAGS for c in children):
-                    heading([_clean(c.get_text(" ")) for c in children])  # multi-line heading
-                else:
-                    paragraph(node.get_text(" "))
-            elif node.name in _CONTAINER_TAGS:
-                unexpected[node.name] += 1
-                walk(node)  # a wrapper around the flat body: read its children the same way
-            else:
-                unexpected[node.name] += 1
-                paragraph(node.get_text(" "))
-
-    walk(body)
-    return blocks, encoding, unexpected
+    reader = _ArticleReader()
+    reader.walk(soup.body or soup.html or soup)
+    return reader.blocks, encoding, reader.unexpected
 
 
 # --------------------------------------------------------------------------- corpus
@@ -211,6 +225,93 @@ def _encodable(name: str) -> bool:
         return False
 
 
+def _new_summary(root: Path) -> dict:
+    return {
+        "root": str(root),
+        "stories": 0,
+        "pairs": 0,
+        "by_subdir": {},
+        "missing_image": [],
+        "missing_caption": [],
+        "without_html": [],
+        "not_html": [],
+        "empty_text": [],
+        "undecodable_names": [],
+        "other_files": [],
+        "encodings": Counter(),
+        "unexpected_tags": Counter(),
+    }
+
+
+def _find_work(folders: list[tuple[str, Path]], summary: dict) -> list[tuple[str, str, dict[str, Path]]]:
+    """(subdir, name, files) of every story with an article; the rest goes to the summary."""
+    work: list[tuple[str, str, dict[str, Path]]] = []
+    for sub, folder in folders:
+        groups, other = _stories(folder)
+        summary["other_files"] += [f"{sub}/{n}" for n in other]
+        for name, files in groups.items():
+            if not _encodable(name):
+                summary["undecodable_names"].append(f"{sub}/{os.fsencode(name)!r}")
+            elif "html" not in files:
+                summary["without_html"] += [f"{sub}/{p.name}" for p in files.values()]
+            else:
+                work.append((sub, name, files))
+    return work
+
+
+def _read_blocks(html_path: Path, doc_id: str, summary: dict) -> list[dict] | None:
+    """The article's text blocks, or None (recorded in the summary) when it has none."""
+    try:
+        blocks, encoding, unexpected = parse_article(html_path.read_bytes(), str(html_path))
+    except NotHtmlError as e:
+        summary["not_html"].append(str(e))
+        return None
+    except OSError as e:
+        summary["not_html"].append(f"{html_path}: cannot be read ({e.strerror})")
+        return None
+    summary["encodings"][encoding] += 1
+    summary["unexpected_tags"].update(unexpected)
+    if not any(b["titles"] or b["sentences"] for b in blocks):
+        summary["empty_text"].append(doc_id)
+        return None
+    return blocks
+
+
+def _story_row(sub: str, name: str, files: dict[str, Path], summary: dict) -> dict | None:
+    """The pairs row of one story, or None when its article gives no text."""
+    doc_id = f"{sub}/{name}"
+    summary["stories"] += 1
+    blocks = _read_blocks(files["html"], doc_id, summary)
+    if blocks is None:
+        return None
+    caption = None
+    if "txt" in files:
+        caption = _clean(decode(files["txt"].read_bytes())[0]) or None
+    if caption is None:
+        summary["missing_caption"].append(doc_id)
+    image = files.get("jpg")
+    if image is None:
+        summary["missing_image"].append(doc_id)
+    return {
+        "pair_id": make_pair_id(SOURCE, doc_id, f"{name}.jpg"),
+        "source": SOURCE,
+        "doc_id": doc_id,
+        "doc_title": next((t for b in blocks for t in b["titles"]), None),
+        "position": "lead",
+        "section_path": [],
+        "text_blocks": blocks,
+        "caption": caption,
+        "image_title": image.name if image else f"{name}.jpg",
+        # The path as given, not an absolute file:// URL: the artifact must
+        # not depend on where the project is checked out. The image step
+        # reads it again when a stored copy is found corrupt.
+        "image_url": str(image) if image else None,
+        "image_path": str(image) if image else None,
+        "image_status": "ok" if image else "missing",
+        "attribution": "BBC News, via the Feng & Lapata (2010) corpus",
+    }
+
+
 def bbc_pairs(
     root: str | os.PathLike,
     config: BbcConfig | None = None,
@@ -227,91 +328,18 @@ def bbc_pairs(
     folders = [(sub, root / sub) for sub in config.subdirs if (root / sub).is_dir()]
     if not folders:
         raise CmiscError(f"{root}: no BBC corpus folder ({', '.join(config.subdirs)}) found")
-
-    summary: dict = {
-        "root": str(root),
-        "stories": 0,
-        "pairs": 0,
-        "by_subdir": {},
-        "missing_image": [],
-        "missing_caption": [],
-        "without_html": [],
-        "not_html": [],
-        "empty_text": [],
-        "undecodable_names": [],
-        "other_files": [],
-        "encodings": Counter(),
-        "unexpected_tags": Counter(),
-    }
-    work: list[tuple[str, str, dict[str, Path]]] = []
-    for sub, folder in folders:
-        groups, other = _stories(folder)
-        summary["other_files"] += [f"{sub}/{n}" for n in other]
-        for name, files in groups.items():
-            if not _encodable(name):
-                summary["undecodable_names"].append(f"{sub}/{os.fsencode(name)!r}")
-            elif "html" not in files:
-                summary["without_html"] += [f"{sub}/{p.name}" for p in files.values()]
-            else:
-                work.append((sub, name, files))
-
+    summary = _new_summary(root)
+    work: Iterable[tuple[str, str, dict[str, Path]]] = _find_work(folders, summary)
     if progress:
         from tqdm import tqdm
 
-        work_iter = tqdm(work, desc="bbc stories", unit="story")
-    else:
-        work_iter = work
-
+        work = tqdm(work, desc="bbc stories", unit="story")
     rows: list[dict] = []
-    for sub, name, files in work_iter:
-        doc_id = f"{sub}/{name}"
-        summary["stories"] += 1
-        html_path = files["html"]
-        try:
-            blocks, encoding, unexpected = parse_article(html_path.read_bytes(), str(html_path))
-        except NotHtmlError as e:
-            summary["not_html"].append(str(e))
-            continue
-        except OSError as e:
-            summary["not_html"].append(f"{html_path}: cannot be read ({e.strerror})")
-            continue
-        summary["encodings"][encoding] += 1
-        summary["unexpected_tags"].update(unexpected)
-        if not any(b["titles"] or b["sentences"] for b in blocks):
-            summary["empty_text"].append(doc_id)
-            continue
-
-        caption = None
-        if "txt" in files:
-            caption = _clean(decode(files["txt"].read_bytes())[0]) or None
-        if caption is None:
-            summary["missing_caption"].append(doc_id)
-
-        image = files.get("jpg")
-        if image is None:
-            summary["missing_image"].append(doc_id)
-        rows.append(
-            {
-                "pair_id": make_pair_id(SOURCE, doc_id, f"{name}.jpg"),
-                "source": SOURCE,
-                "doc_id": doc_id,
-                "doc_title": next((t for b in blocks for t in b["titles"]), None),
-                "position": "lead",
-                "section_path": [],
-                "text_blocks": blocks,
-                "caption": caption,
-                "image_title": image.name if image else f"{name}.jpg",
-                # The path as given, not an absolute file:// URL: the artifact must
-                # not depend on where the project is checked out. The image step
-                # reads it again when a stored copy is found corrupt.
-                "image_url": str(image) if image else None,
-                "image_path": str(image) if image else None,
-                "image_status": "ok" if image else "missing",
-                "attribution": "BBC News, via the Feng & Lapata (2010) corpus",
-            }
-        )
-        summary["by_subdir"][sub] = summary["by_subdir"].get(sub, 0) + 1
-
+    for sub, name, files in work:
+        row = _story_row(sub, name, files, summary)
+        if row is not None:
+            rows.append(row)
+            summary["by_subdir"][sub] = summary["by_subdir"].get(sub, 0) + 1
     table = from_rows(rows, PAIRS, where=str(root))
     summary["pairs"] = table.num_rows
     summary["encodings"] = dict(summary["encodings"])

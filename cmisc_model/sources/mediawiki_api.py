@@ -571,6 +571,57 @@ def _fetch_pages(client: MediaWikiClient, pages: list, html: bool, failures: lis
     return out
 
 
+def _list_pages(
+    client: MediaWikiClient, titles: Sequence[str] | None, category: str | None, limit: int | None
+) -> list[ApiPage]:
+    """The chosen pages with their latest revision ids."""
+    if titles is not None:
+        return list(client.latest_revisions(titles=list(titles)[:limit] if limit else list(titles)))
+    members = client.category_members(category, limit=limit) if category else client.all_pages(limit=limit)
+    return list(client.latest_revisions(pageids=[p.page_id for p in members]))
+
+
+def _changed_pages(
+    listed: list[ApiPage], known_revisions: dict[int, int] | None, summary: ScrapeSummary
+) -> list[ApiPage]:
+    """The listed pages to fetch; missing and unchanged ones go to the summary."""
+    known = {int(k): int(v) for k, v in (known_revisions or {}).items()}
+    todo: list[ApiPage] = []
+    for page in listed:
+        if page.missing:
+            summary.missing.append(page.title)
+        elif page.page_id is not None and known.get(int(page.page_id)) == page.revision_id:
+            summary.unchanged.append({"title": page.title, "page_id": page.page_id, "revision_id": page.revision_id})
+        else:
+            todo.append(page)
+    return todo
+
+
+def _record_shard(
+    summary: ScrapeSummary,
+    shard: Sequence[ApiPage],
+    shard_rows: list[dict],
+    failures: list[dict],
+    on_shard: Any,
+) -> None:
+    """Add a finished shard's failures and fetched pages to ``summary``; pass it to ``on_shard``."""
+    failed_ids = {f["page_id"] for f in failures}
+    for f in failures:
+        if f["reason"].startswith("missing"):
+            summary.missing.append(f["page"])  # deleted since it was listed
+        else:
+            summary.failed.append(f)
+    counts: dict[Any, int] = {}
+    for r in shard_rows:
+        counts[r["doc_id"]] = counts.get(r["doc_id"], 0) + 1
+    done = [{"title": page.title, "page_id": page.page_id, "revision_id": page.revision_id,
+             "pairs": counts.get(str(page.page_id), 0)} for page in shard if page.page_id not in failed_ids]
+    summary.fetched.extend(done)
+    if on_shard is not None:
+        ok = {str(p["page_id"]) for p in done}
+        on_shard([r for r in shard_rows if r["doc_id"] in ok], done)
+
+
 def scrape(
     client: MediaWikiClient,
     titles: Sequence[str] | None = None,
@@ -600,23 +651,9 @@ def scrape(
     summary = ScrapeSummary()
     start_requests = _sent(client)
     retrieved_at = _now()
-
-    if titles is not None:
-        listed = list(client.latest_revisions(titles=list(titles)[:limit] if limit else list(titles)))
-    else:
-        members = client.category_members(category, limit=limit) if category else client.all_pages(limit=limit)
-        listed = list(client.latest_revisions(pageids=[p.page_id for p in members]))
+    listed = _list_pages(client, titles, category, limit)
     summary.listed = len(listed)
-
-    known = {int(k): int(v) for k, v in (known_revisions or {}).items()}
-    todo: list[ApiPage] = []
-    for page in listed:
-        if page.missing:
-            summary.missing.append(page.title)
-        elif page.page_id is not None and known.get(int(page.page_id)) == page.revision_id:
-            summary.unchanged.append({"title": page.title, "page_id": page.page_id, "revision_id": page.revision_id})
-        else:
-            todo.append(page)
+    todo = _changed_pages(listed, known_revisions, summary)
 
     rows: list[dict] = []
     bar = None
@@ -629,21 +666,7 @@ def scrape(
         shard_rows, failures = fetch_shard(client, list(shard), html=html, options=options,
                                            retrieved_at=retrieved_at, stats=stats)
         rows.extend(shard_rows)
-        failed_ids = {f["page_id"] for f in failures}
-        for f in failures:
-            if f["reason"].startswith("missing"):
-                summary.missing.append(f["page"])  # deleted since it was listed
-            else:
-                summary.failed.append(f)
-        counts: dict[Any, int] = {}
-        for r in shard_rows:
-            counts[r["doc_id"]] = counts.get(r["doc_id"], 0) + 1
-        done = [{"title": page.title, "page_id": page.page_id, "revision_id": page.revision_id,
-                 "pairs": counts.get(str(page.page_id), 0)} for page in shard if page.page_id not in failed_ids]
-        summary.fetched.extend(done)
-        if on_shard is not None:
-            ok = {str(p["page_id"]) for p in done}
-            on_shard([r for r in shard_rows if r["doc_id"] in ok], done)
+        _record_shard(summary, shard, shard_rows, failures, on_shard)
         if bar is not None:
             bar.update(len(shard))
     if bar is not None:
@@ -775,10 +798,7 @@ class ShardJournal:
 EXIT_ALL_FAILED = 1  # no page could be scraped: nothing written
 
 
-def cli_main(argv: list[str]) -> int:
-    from cmisc_model.config import from_mapping, load_params
-    from cmisc_model.schemas import PAIRS, from_rows, write_table
-
+def _parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="cmisc wiki-scrape",
         description="Scrape image–text pairs from a wiki through the MediaWiki Action API.",
@@ -796,8 +816,12 @@ def cli_main(argv: list[str]) -> int:
                     help="update --out in place: fetch only pages whose revision changed since it was written")
     ap.add_argument("--params", default="params.yaml", help="params file with a 'scrape' section")
     ap.add_argument("--summary", help="also write the per-page summary as JSON here")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _configs(args: argparse.Namespace) -> tuple[ScrapeConfig, Any]:
+    """(scrape config, pairing options) from the params file and the command line."""
+    from cmisc_model.config import from_mapping, load_params
     from cmisc_model.sources.wikitext import WikitextOptions
 
     params = load_params(args.params) if Path(args.params).exists() else {}
@@ -813,6 +837,59 @@ def cli_main(argv: list[str]) -> int:
     cfg.user_agent = args.user_agent or os.environ.get(UA_ENV) or cfg.user_agent
     if args.limit is not None and args.limit < 1:
         raise CmiscError(f"--limit must be at least 1, got {args.limit}")
+    return cfg, options
+
+
+def _take_resumed(
+    rows: list[dict],
+    summary: ScrapeSummary,
+    known: dict[int, int],
+    done_rows: list[dict],
+    done_pages: list[dict],
+) -> list[dict]:
+    """Pages done by the interrupted run count as fetched, with their journal rows."""
+    done_revisions = {int(p["page_id"]): int(p["revision_id"]) for p in done_pages}
+    resumed = {p["page_id"] for p in summary.unchanged} & set(done_revisions) - {
+        pid for pid, rev in known.items() if done_revisions.get(pid) == rev}
+    summary.unchanged = [p for p in summary.unchanged if p["page_id"] not in resumed]
+    summary.fetched = [p for p in done_pages if p["page_id"] in resumed] + summary.fetched
+    rows = [r for r in done_rows if int(r["doc_id"]) in resumed] + rows
+    summary.pairs = len(rows)
+    return rows
+
+
+def _print_failures(summary: ScrapeSummary) -> None:
+    for f in summary.failed[:10]:
+        print(f"  failed: {f['page']} ({f['stage']}): {f['reason']}", file=sys.stderr)
+
+
+def _write_output(
+    args: argparse.Namespace,
+    cfg: ScrapeConfig,
+    rows: list[dict],
+    summary: ScrapeSummary,
+    known: dict[int, int],
+) -> None:
+    from cmisc_model.schemas import PAIRS, atomic_path, from_rows, write_table
+
+    revisions = {**{k: v for k, v in known.items()}, **summary.revisions()}
+    metadata = {
+        "cmisc.source": "mediawiki-api" + ("+html" if args.html else ""),
+        "cmisc.endpoint": cfg.endpoint,
+        "cmisc.retrieved_at": _now(),
+        "cmisc.revisions": json.dumps({str(k): v for k, v in sorted(revisions.items())}),
+        "cmisc.scrape_summary": json.dumps(summary.compact()),
+        "cmisc.incomplete": "true" if summary.failed else "false",
+    }
+    write_table(from_rows(rows, PAIRS, args.out), args.out, PAIRS, metadata=metadata)
+    if args.summary:
+        with atomic_path(args.summary) as tmp:
+            tmp.write_text(json.dumps(summary.as_dict(), indent=2), encoding="utf-8")
+
+
+def cli_main(argv: list[str]) -> int:
+    args = _parse_args(argv)
+    cfg, options = _configs(args)
     client = make_client(cfg)
     for tmp in remove_stale_temps(args.out):
         print(f"removed {tmp}, left by an interrupted run", file=sys.stderr)
@@ -833,39 +910,17 @@ def cli_main(argv: list[str]) -> int:
         known_revisions={**known, **done_revisions}, html=args.html, options=options, progress=True,
         on_shard=journal.add,
     )
-    # Pages done by the interrupted run count as fetched, with their journal rows.
-    resumed = {p["page_id"] for p in summary.unchanged} & set(done_revisions) - {
-        pid for pid, rev in known.items() if done_revisions.get(pid) == rev}
-    summary.unchanged = [p for p in summary.unchanged if p["page_id"] not in resumed]
-    summary.fetched = [p for p in done_pages if p["page_id"] in resumed] + summary.fetched
-    rows = [r for r in done_rows if int(r["doc_id"]) in resumed] + rows
-    summary.pairs = len(rows)
+    rows = _take_resumed(rows, summary, known, done_rows, done_pages)
     if not summary.fetched and summary.failed:
         print(f"{args.out}: not written, every page failed; {summary.line()}", file=sys.stderr)
-        for f in summary.failed[:10]:
-            print(f"  failed: {f['page']} ({f['stage']}): {f['reason']}", file=sys.stderr)
+        _print_failures(summary)
         journal.clear()
         return EXIT_ALL_FAILED
     if args.refresh:
         rows = refresh_rows(old_rows, rows, summary)
-    revisions = {**{k: v for k, v in known.items()}, **summary.revisions()}
-    metadata = {
-        "cmisc.source": "mediawiki-api" + ("+html" if args.html else ""),
-        "cmisc.endpoint": cfg.endpoint,
-        "cmisc.retrieved_at": _now(),
-        "cmisc.revisions": json.dumps({str(k): v for k, v in sorted(revisions.items())}),
-        "cmisc.scrape_summary": json.dumps(summary.compact()),
-        "cmisc.incomplete": "true" if summary.failed else "false",
-    }
-    write_table(from_rows(rows, PAIRS, args.out), args.out, PAIRS, metadata=metadata)
-    if args.summary:
-        from cmisc_model.schemas import atomic_path
-
-        with atomic_path(args.summary) as tmp:
-            tmp.write_text(json.dumps(summary.as_dict(), indent=2), encoding="utf-8")
+    _write_output(args, cfg, rows, summary, known)
     print(f"{args.out}: {len(rows)} pairs; {summary.line()}", file=sys.stderr)
-    for f in summary.failed[:10]:
-        print(f"  failed: {f['page']} ({f['stage']}): {f['reason']}", file=sys.stderr)
+    _print_failures(summary)
     if len(summary.failed) > 10:
         print(f"  ... and {len(summary.failed) - 10} more failures", file=sys.stderr)
     journal.clear()  # the output holds it all now

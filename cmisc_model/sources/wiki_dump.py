@@ -20,7 +20,7 @@ the output does not depend on ``--workers``. A *multistream* bz2 dump (what
 Wikimedia publishes as ``pages-articles-multistream``: one bz2 stream per 100
 pages) is split at its stream boundaries instead, and each worker
 decompresses and parses its own streams, so the single reader (bz2 is the
-slowest part of reading) is no longer the ceiling. Anything unexpected in a
+slowest part of reading) does not set the ceiling. Anything unexpected in a
 range (a truncated or malformed stream) makes the run start over with the
 ordered reader, whose errors name the last complete page.
 
@@ -269,6 +269,19 @@ def is_article(page: DumpPage) -> bool:
     return page.ns == 0 and not page.redirect and page.text.lstrip()[:9].lower() != "#redirect"
 
 
+def _tally(counts: dict, page: DumpPage) -> bool:
+    """Count ``page`` in ``counts`` (pages seen, articles, skips); True for an article."""
+    counts["pages_seen"] += 1
+    if page.ns != 0:
+        counts["non_articles_skipped"] += 1
+    elif not is_article(page):
+        counts["redirects_skipped"] += 1
+    else:
+        counts["articles"] += 1
+        return True
+    return False
+
+
 def iter_page_shards(path: str | os.PathLike, shard_size: int = 500) -> Iterator[list[DumpPage]]:
     """Article pages in lists of ``shard_size`` (the unit a Prefect task maps over).
 
@@ -481,15 +494,8 @@ def _worker_range(path: str, start: int, end: int) -> tuple | None:
         if elem.tag != "page":
             continue  # <siteinfo>
         page = _page(elem, "")
-        counts["pages_seen"] += 1
-        if page.ns != 0:
-            counts["non_articles_skipped"] += 1
-        elif not is_article(page):
-            counts["redirects_skipped"] += 1
-        else:
-            counts["articles"] += 1
-            if has_image.search(page.text):
-                batch.append(page)
+        if _tally(counts, page) and has_image.search(page.text):
+            batch.append(page)
     table, skipped, n_pages, stats = _table_batch(batch, job) if batch else (None, [], 0, {})
     return table, skipped, n_pages, stats, counts
 
@@ -502,6 +508,135 @@ def dump_date_from_name(path: str | os.PathLike) -> str | None:
     """``simplewiki-20230820-pages-articles.xml.bz2`` -> ``2023-08-20``."""
     m = re.search(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)", Path(path).name)
     return f"{m.group(1)}-{m.group(2)}-{m.group(3)}" if m else None
+
+
+def _new_summary(dump: Path) -> dict:
+    return {
+        "dump": str(dump),
+        "pages_seen": 0,
+        "articles": 0,
+        "redirects_skipped": 0,
+        "non_articles_skipped": 0,
+        "pages_with_pairs": 0,
+        "pairs": 0,
+        "skipped_pages": [],
+        # Counted over pages with image markup (the others are not parsed).
+        "templates_rendered": 0,
+        "templates_dropped": 0,
+        "templates_dropped_top": {},
+        "images_without_text": 0,
+        "incomplete": False,
+        "error": None,
+    }
+
+
+class _DumpRun:
+    """The state one ``dump_to_pairs`` run shares between its steps: the
+    summary and template stats, the Parquet writer, the worker pool (None with
+    one worker) and the batches in flight, and the progress bar."""
+
+    def __init__(self, dump: Path, job: _Job, workers: int, progress: bool, batch_pages: int):
+        from tqdm import tqdm
+
+        self.dump, self.job, self.workers, self.batch_pages = dump, job, workers, batch_pages
+        self.has_image = wikitext.image_markup_regex(job.file_namespaces, job.options)
+        self.summary = _new_summary(dump)
+        self.stats: dict = {}
+        self.pool = self._new_pool() if workers > 1 else None
+        self.ranges = stream_ranges(dump) if self.pool is not None else []
+        self.pending: collections.deque = collections.deque()
+        self.bar = tqdm(unit=" pages", disable=not progress, file=sys.stderr, mininterval=0.5)
+
+    def open(self, tmp: Path, meta: dict[str, str]) -> None:
+        self.tmp, self.meta = tmp, meta
+        self.writer = _PairsWriter(tmp, meta)
+
+    def _new_pool(self):
+        return multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(
+            self.workers, _init_worker, (self.job,)
+        )
+
+    def collect(self, result: tuple[pa.Table | None, list[dict], int, dict]) -> None:
+        table, skipped, n_pages, batch_stats = result
+        wikitext.merge_stats(self.stats, batch_stats)
+        if table is not None:
+            self.writer.add(table)
+            self.summary["pairs"] += table.num_rows
+        self.summary["pages_with_pairs"] += n_pages
+        self.summary["skipped_pages"].extend(skipped)
+
+    def submit(self, batch: list[DumpPage]) -> None:
+        if self.pool is None:
+            self.collect(_table_batch(batch, self.job))
+            return
+        self.pending.append(self.pool.apply_async(_worker_batch, (batch,)))
+        while len(self.pending) >= 2 * self.workers:  # bounded in-flight work: flat memory
+            self.collect(self.pending.popleft().get())
+
+    def by_ranges(self) -> bool:
+        """The multistream path; False as soon as a range fails."""
+        in_flight: collections.deque = collections.deque()
+        for start, end in self.ranges:
+            in_flight.append(self.pool.apply_async(_worker_range, (str(self.dump), start, end)))
+            while len(in_flight) >= 2 * self.workers:
+                if not self._take_range(in_flight.popleft().get()):
+                    return False
+        return all(self._take_range(in_flight.popleft().get()) for _ in range(len(in_flight)))
+
+    def _take_range(self, result) -> bool:
+        if result is None:
+            return False
+        *batch_result, counts = result
+        self.collect(tuple(batch_result))
+        for k, v in counts.items():
+            self.summary[k] += v
+        self.bar.update(counts["pages_seen"])
+        return True
+
+    def start_over(self) -> None:
+        """Drop what the multistream path did, for a run in page order."""
+        self.pool.terminate()
+        self.pool = self._new_pool()
+        self.writer.discard()
+        self.writer = _PairsWriter(self.tmp, self.meta)
+        self.summary = _new_summary(self.dump)
+        self.stats = {}
+        self.bar.reset()
+
+    def in_page_order(self) -> None:
+        """Read the dump in order; a truncated or malformed dump after at least
+        one page is recorded in the summary (the complete pages are kept)."""
+        batch: list[DumpPage] = []
+        try:
+            for page in iter_pages(self.dump):
+                self.bar.update(1)
+                # No image markup: no pairs, so the parser is not needed.
+                if _tally(self.summary, page) and self.has_image.search(page.text):
+                    batch.append(page)
+                    if len(batch) >= self.batch_pages:
+                        self.submit(batch)
+                        batch = []
+        except DumpTruncatedError as e:
+            if self.summary["pages_seen"] == 0:
+                raise  # no page at all: keep the previous --out (exit 2), write nothing
+            self.summary["incomplete"] = True
+            self.summary["error"] = str(e)
+        if batch:
+            self.submit(batch)
+
+    def finish(self) -> None:
+        """Collect the batches in flight and close the file with the end metadata."""
+        while self.pending:
+            self.collect(self.pending.popleft().get())
+        end_meta = {"cmisc.skipped_pages": str(len(self.summary["skipped_pages"]))}
+        if self.summary["incomplete"]:
+            end_meta.update({"cmisc.incomplete": "true", "cmisc.incomplete_reason": self.summary["error"]})
+        self.writer.close(end_meta, rewrite=self.summary["incomplete"])
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.pool is not None:
+            self.pool.terminate()
 
 
 def dump_to_pairs(
@@ -521,8 +656,6 @@ def dump_to_pairs(
     ``incomplete`` with ``error`` when the dump was truncated or malformed
     (the pairs of the complete pages are still written).
     """
-    from tqdm import tqdm
-
     options = options or WikitextOptions()
     dump = Path(dump)
     try:
@@ -531,130 +664,20 @@ def dump_to_pairs(
         site = SiteInfo()  # iter_pages below meets the same error and records it
     dump_date = dump_date or dump_date_from_name(dump)
     job = _Job(options, site.base_url, dump_date, site.file_namespaces, site.source)
-    has_image = wikitext.image_markup_regex(site.file_namespaces, options)
-    summary = {
-        "dump": str(dump),
-        "pages_seen": 0,
-        "articles": 0,
-        "redirects_skipped": 0,
-        "non_articles_skipped": 0,
-        "pages_with_pairs": 0,
-        "pairs": 0,
-        "skipped_pages": [],
-        # Counted over pages with image markup (the others are not parsed).
-        "templates_rendered": 0,
-        "templates_dropped": 0,
-        "templates_dropped_top": {},
-        "images_without_text": 0,
-        "incomplete": False,
-        "error": None,
-    }
-    def new_pool():
-        return multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(
-            workers, _init_worker, (job,)
-        )
-
-    pool = new_pool() if workers > 1 else None
-    ranges = stream_ranges(dump) if pool is not None else []
-    fresh_summary = json.loads(json.dumps(summary))
-    pending: collections.deque = collections.deque()
-    bar = tqdm(unit=" pages", disable=not progress, file=sys.stderr, mininterval=0.5)
-
-    stats: dict = {}
-
-    def collect(result: tuple[pa.Table | None, list[dict], int, dict]) -> None:
-        table, skipped, n_pages, batch_stats = result
-        wikitext.merge_stats(stats, batch_stats)
-        if table is not None:
-            writer.add(table)
-            summary["pairs"] += table.num_rows
-        summary["pages_with_pairs"] += n_pages
-        summary["skipped_pages"].extend(skipped)
-
-    def submit(batch: list[DumpPage]) -> None:
-        if pool is None:
-            collect(_table_batch(batch, job))
-            return
-        pending.append(pool.apply_async(_worker_batch, (batch,)))
-        while len(pending) >= 2 * workers:  # bounded in-flight work: flat memory
-            collect(pending.popleft().get())
-
-    def by_ranges() -> bool:
-        """The multistream path; False as soon as a range fails."""
-        in_flight: collections.deque = collections.deque()
-
-        def take(result) -> bool:
-            if result is None:
-                return False
-            *batch_result, counts = result
-            collect(tuple(batch_result))
-            for k, v in counts.items():
-                summary[k] += v
-            bar.update(counts["pages_seen"])
-            return True
-
-        for start, end in ranges:
-            in_flight.append(pool.apply_async(_worker_range, (str(dump), start, end)))
-            while len(in_flight) >= 2 * workers:
-                if not take(in_flight.popleft().get()):
-                    return False
-        return all(take(in_flight.popleft().get()) for _ in range(len(in_flight)))
-
+    run = _DumpRun(dump, job, workers, progress, batch_pages)
     meta = {"cmisc.source": site.source, "cmisc.dump": dump.name, "cmisc.dump_date": dump_date or ""}
     try:
         with atomic_path(Path(out)) as tmp:
-            writer = _PairsWriter(tmp, meta)
-            if ranges and by_ranges():
-                ranges_done = True
-            else:
-                ranges_done = False
-                if ranges:  # start over in page order, which reports what is wrong
-                    pool.terminate()
-                    pool = new_pool()
-                    writer.discard()
-                    writer = _PairsWriter(tmp, meta)
-                    summary.clear()
-                    summary.update(json.loads(json.dumps(fresh_summary)))
-                    stats.clear()
-                    bar.reset()
-            batch: list[DumpPage] = []
-            try:
-                for page in ([] if ranges_done else iter_pages(dump)):
-                    summary["pages_seen"] += 1
-                    bar.update(1)
-                    if page.ns != 0:
-                        summary["non_articles_skipped"] += 1
-                    elif not is_article(page):
-                        summary["redirects_skipped"] += 1
-                    else:
-                        summary["articles"] += 1
-                        # No image markup: no pairs, so the parser is not needed.
-                        if has_image.search(page.text):
-                            batch.append(page)
-                            if len(batch) >= batch_pages:
-                                submit(batch)
-                                batch = []
-            except DumpTruncatedError as e:
-                if summary["pages_seen"] == 0:
-                    raise  # no page at all: keep the previous --out (exit 2), write nothing
-                summary["incomplete"] = True
-                summary["error"] = str(e)
-            if batch:
-                submit(batch)
-            while pending:
-                collect(pending.popleft().get())
-            end_meta = {"cmisc.skipped_pages": str(len(summary["skipped_pages"]))}
-            if summary["incomplete"]:
-                end_meta.update(
-                    {"cmisc.incomplete": "true", "cmisc.incomplete_reason": summary["error"]}
-                )
-            writer.close(end_meta, rewrite=summary["incomplete"])
+            run.open(tmp, meta)
+            if not (run.ranges and run.by_ranges()):
+                if run.ranges:  # start over in page order, which reports what is wrong
+                    run.start_over()
+                run.in_page_order()
+            run.finish()
     finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-    summary.update(wikitext.stats_summary(stats))
-    return summary
+        run.close()
+    run.summary.update(wikitext.stats_summary(run.stats))
+    return run.summary
 
 
 # --------------------------------------------------------------------------- CLI

@@ -221,68 +221,82 @@ def _heading(tag: Tag) -> tuple[int, str] | None:
     return _HEADINGS[h.name], _clean_text(inner)
 
 
-def split_html_sections(html: str, options: WikitextOptions, namespaces: set[str]) -> list[_Section]:
-    """Lead + sections in reading order, each with its own sentences and images."""
-    soup = BeautifulSoup(html, "html.parser")
-    root = soup.find("div", class_="mw-parser-output") or soup
-    sections = [_Section([])]
-    stack: list[tuple[int, str]] = []
+class _SectionWalker:
+    """Walks the rendered body, starting a ``_Section`` at each heading and
+    giving the current one the sentences and images met."""
 
-    def walk(node: Tag, in_table: bool = False) -> None:
+    def __init__(self, options: WikitextOptions, namespaces: set[str]):
+        self.options = options
+        self.namespaces = namespaces
+        self.sections = [_Section([])]
+        self.stack: list[tuple[int, str]] = []
+
+    def walk(self, node: Tag, in_table: bool = False) -> None:
         for child in node.children:
             if isinstance(child, NavigableString) or not isinstance(child, Tag):
                 continue
-            cur = sections[-1]
             head = _heading(child)
             if head is not None:
-                level, text = head
-                while stack and stack[-1][0] >= level:
-                    stack.pop()
-                stack.append((level, text))
-                sections.append(_Section([t for _, t in stack]))
+                self.start_section(*head)
                 continue
             if _classes(child) & _SKIP_CLASSES:
                 continue
             kind = "table" if in_table else "link"
-            thumb = _thumb(child, namespaces, kind)
+            thumb = _thumb(child, self.namespaces, kind)
             if thumb is not None:
-                cur.images.append(thumb)
+                self.sections[-1].images.append(thumb)
                 continue
-            name = child.name
-            if name == "p":
-                cur.sentences.extend(_sentences(_clean_text(child)))
-                if not options.thumbs_only or in_table:
-                    cur.images.extend(_inline_images(child, namespaces, kind))
-            elif name == "ul" and "gallery" in _classes(child):
-                if options.include_gallery:
-                    cur.images.extend(_gallery(child, namespaces))
-            elif name in ("ul", "ol", "dl"):
-                if options.include_lists:
-                    for item in child.find_all(["li", "dd", "dt"], recursive=False):
-                        cur.sentences.extend(_sentences(_clean_text(item)))
-            elif name == "table":
-                if options.include_table_images:
-                    walk_table(child)
-            elif name in ("div", "section", "blockquote", "center", "span", "main", "article"):
-                if name == "span" and not options.thumbs_only:
-                    cur.images.extend(_inline_images(child, namespaces, kind))
-                elif name != "span":
-                    walk(child, in_table)
+            self.read(child, in_table, kind)
 
-    def walk_table(table: Tag) -> None:
-        cur = sections[-1]
+    def start_section(self, level: int, text: str) -> None:
+        while self.stack and self.stack[-1][0] >= level:
+            self.stack.pop()
+        self.stack.append((level, text))
+        self.sections.append(_Section([t for _, t in self.stack]))
+
+    def read(self, child: Tag, in_table: bool, kind: str) -> None:
+        """A block that is neither a heading nor a thumbnail."""
+        cur, options, namespaces = self.sections[-1], self.options, self.namespaces
+        name = child.name
+        if name == "p":
+            cur.sentences.extend(_sentences(_clean_text(child)))
+            if not options.thumbs_only or in_table:
+                cur.images.extend(_inline_images(child, namespaces, kind))
+        elif name == "ul" and "gallery" in _classes(child):
+            if options.include_gallery:
+                cur.images.extend(_gallery(child, namespaces))
+        elif name in ("ul", "ol", "dl"):
+            if options.include_lists:
+                for item in child.find_all(["li", "dd", "dt"], recursive=False):
+                    cur.sentences.extend(_sentences(_clean_text(item)))
+        elif name == "table":
+            if options.include_table_images:
+                self.walk_table(child)
+        elif name in ("div", "section", "blockquote", "center", "span", "main", "article"):
+            if name == "span" and not options.thumbs_only:
+                cur.images.extend(_inline_images(child, namespaces, kind))
+            elif name != "span":
+                self.walk(child, in_table)
+
+    def walk_table(self, table: Tag) -> None:
+        cur = self.sections[-1]
         for el in table.find_all(["figure", "div"]):
-            thumb = _thumb(el, namespaces, "table")
+            thumb = _thumb(el, self.namespaces, "table")
             if thumb is not None:
                 cur.images.append(thumb)
-        cur.images.extend(_inline_images(table, namespaces, "table"))
+        cur.images.extend(_inline_images(table, self.namespaces, "table"))
 
-    walk(root)
+
+def split_html_sections(html: str, options: WikitextOptions, namespaces: set[str]) -> list[_Section]:
+    """Lead + sections in reading order, each with its own sentences and images."""
+    soup = BeautifulSoup(html, "html.parser")
+    walker = _SectionWalker(options, namespaces)
+    walker.walk(soup.find("div", class_="mw-parser-output") or soup)
     drop = {d.strip().lower() for d in options.drop_sections}
-    for sec in sections:
+    for sec in walker.sections:
         if any(h.lower() in drop for h in sec.path):
             sec.dropped, sec.sentences, sec.images = True, [], []
-    return sections
+    return walker.sections
 
 
 def _keep(img: _Image, options: WikitextOptions) -> bool:

@@ -363,45 +363,9 @@ def _render(nodes: Iterable, ctx: _Context, out: list[str]) -> None:
         if isinstance(node, Text):
             out.append(node.value)
         elif isinstance(node, Wikilink):
-            title = str(node.title)
-            stripped = title.strip()
-            if stripped.startswith(":"):  # [[:File:x]] / [[:Category:y]]: a plain link
-                if node.text is not None:
-                    _render(node.text.nodes, ctx, out)
-                else:
-                    out.append(stripped[1:])
-            elif ctx.file_re.match(stripped) or ctx.category_re.match(stripped):
-                continue  # embedded files are handled as images; categories are metadata
-            elif (
-                node.text is None and _INTERLANGUAGE.match(stripped) and not _MEDIA.match(stripped)
-            ):
-                continue  # [[fr:Art]]: an interlanguage link, not displayed
-            elif node.text is not None:
-                label: list[str] = []
-                _render(node.text.nodes, ctx, label)
-                if "".join(label).strip():
-                    out.extend(label)
-                else:  # the label was only a template ([[X|{{nowrap|…}}]]): show the target
-                    out.append(html.unescape(stripped.split("#")[0]))
-            else:
-                out.append(html.unescape(stripped.lstrip("#")))  # [[OS&nbsp;X]] reads "OS X"
+            _render_link(node, ctx, out)
         elif isinstance(node, Tag):
-            tag = str(node.tag).strip().lower()
-            if node.wiki_markup in _LIST_MARKUP and tag in ("li", "dt", "dd"):
-                out.append(_LIST)
-            elif tag in _DROP_TAGS:
-                continue
-            elif tag == "br":
-                out.append(" ")
-            elif tag == "hr":
-                out.append("\n\n")
-            elif tag in ("p", "div", "blockquote", "poem", "center"):
-                out.append("\n\n")
-                if node.contents is not None:
-                    _render(node.contents.nodes, ctx, out)
-                out.append("\n\n")
-            elif node.contents is not None:
-                _render(node.contents.nodes, ctx, out)
+            _render_tag(node, ctx, out)
         elif isinstance(node, HTMLEntity):
             out.append(node.normalize())
         elif isinstance(node, ExternalLink):
@@ -419,6 +383,48 @@ def _render(nodes: Iterable, ctx: _Context, out: list[str]) -> None:
             continue
         else:
             out.append(str(node))
+
+
+def _render_link(node: Wikilink, ctx: _Context, out: list[str]) -> None:
+    title = str(node.title)
+    stripped = title.strip()
+    if stripped.startswith(":"):  # [[:File:x]] / [[:Category:y]]: a plain link
+        if node.text is not None:
+            _render(node.text.nodes, ctx, out)
+        else:
+            out.append(stripped[1:])
+    elif ctx.file_re.match(stripped) or ctx.category_re.match(stripped):
+        return  # embedded files are handled as images; categories are metadata
+    elif node.text is None and _INTERLANGUAGE.match(stripped) and not _MEDIA.match(stripped):
+        return  # [[fr:Art]]: an interlanguage link, not displayed
+    elif node.text is not None:
+        label: list[str] = []
+        _render(node.text.nodes, ctx, label)
+        if "".join(label).strip():
+            out.extend(label)
+        else:  # the label was only a template ([[X|{{nowrap|…}}]]): show the target
+            out.append(html.unescape(stripped.split("#")[0]))
+    else:
+        out.append(html.unescape(stripped.lstrip("#")))  # [[OS&nbsp;X]] reads "OS X"
+
+
+def _render_tag(node: Tag, ctx: _Context, out: list[str]) -> None:
+    tag = str(node.tag).strip().lower()
+    if node.wiki_markup in _LIST_MARKUP and tag in ("li", "dt", "dd"):
+        out.append(_LIST)
+    elif tag in _DROP_TAGS:
+        return
+    elif tag == "br":
+        out.append(" ")
+    elif tag == "hr":
+        out.append("\n\n")
+    elif tag in ("p", "div", "blockquote", "poem", "center"):
+        out.append("\n\n")
+        if node.contents is not None:
+            _render(node.contents.nodes, ctx, out)
+        out.append("\n\n")
+    elif node.contents is not None:
+        _render(node.contents.nodes, ctx, out)
 
 
 def _tidy(text: str) -> str:
@@ -867,6 +873,70 @@ def unsafe_file_name(name: str) -> str | None:
     return None
 
 
+def _section_blocks(i: int, sections: Sequence, whole: list[dict], options: WikitextOptions) -> list[dict]:
+    """The text an image of section ``i`` gets: the whole article for the lead,
+    else its section's text (and its subsections' with ``subsection_text``)."""
+    if i == 0:
+        return whole
+    sec = sections[i]
+    blocks = [_block(sec.path, sec.sentences)] if sec.sentences else []
+    if options.subsection_text:
+        depth = len(sec.path)
+        for sub in sections[i + 1 :]:
+            if len(sub.path) <= depth or sub.path[:depth] != sec.path:
+                break
+            if sub.sentences and not sub.dropped:
+                blocks.append(_block(sub.path, sub.sentences))
+    return blocks
+
+
+@dataclass
+class _PageRows:
+    """What every pairs row of one page shares; ``row`` builds one row."""
+
+    title: str
+    doc_id: str
+    url: str
+    image_ref: Callable[[Any, str], tuple[str, str]]
+    revision_id: int | None
+    revision_timestamp: str | None
+    dump_date: str | None
+    source: str
+
+    def row(self, img: Any, key: str, image_key: str, i: int, sec: Any, blocks: list[dict]) -> dict:
+        unsafe = unsafe_file_name(img.name)
+        if unsafe:  # kept with its reason; never looked up or fetched
+            image_title, image_url = getattr(img, "written", img.name), None
+        else:
+            image_title, image_url = self.image_ref(img, key)
+        return {
+            "pair_id": make_pair_id(self.source, self.doc_id, image_key),
+            "source": self.source,
+            "doc_id": self.doc_id,
+            "doc_title": self.title,
+            "revision_id": self.revision_id,
+            "revision_timestamp": self.revision_timestamp,
+            "url": self.url,
+            "position": "lead" if i == 0 else "section",
+            "section_path": list(sec.path),
+            "text_blocks": [dict(b) for b in blocks],
+            "caption": img.caption,
+            "alt": img.alt,
+            "image_title": image_title,
+            "image_url": image_url,
+            "image_sha256": None,
+            "image_path": None,
+            "image_width": None,
+            "image_height": None,
+            "image_format": None,
+            "image_status": f"rejected:{unsafe}" if unsafe else "missing",  # the image step fills it
+            "licence": None,
+            "attribution": None,
+            "retrieved_at": None,
+            "dump_date": self.dump_date,
+        }
+
+
 def pairs_from_sections(
     title: str,
     page_id: int | str,
@@ -890,8 +960,10 @@ def pairs_from_sections(
     order); a section image gets its section's text (and its subsections' with
     ``options.subsection_text``). A file used twice on a page gets ``#2``.
     """
-    doc_id = str(page_id)
-    url = article_url(title, base_url)
+    page = _PageRows(
+        title, str(page_id), article_url(title, base_url), image_ref,
+        revision_id, revision_timestamp, dump_date, source,
+    )
     # The whole article, for lead images: sections with text, in reading order.
     whole = [
         _block([title] if i == 0 else sec.path, sec.sentences)
@@ -904,17 +976,7 @@ def pairs_from_sections(
         images = [img for img in sec.images if keep(img)]
         if not images:
             continue
-        if i == 0:
-            blocks = whole
-        else:
-            blocks = [_block(sec.path, sec.sentences)] if sec.sentences else []
-            if options.subsection_text:
-                depth = len(sec.path)
-                for sub in sections[i + 1 :]:
-                    if len(sub.path) <= depth or sub.path[:depth] != sec.path:
-                        break
-                    if sub.sentences and not sub.dropped:
-                        blocks.append(_block(sub.path, sub.sentences))
+        blocks = _section_blocks(i, sections, whole, options)
         if sum(len(b["sentences"]) for b in blocks) < max(options.min_sentences, 0):
             if stats is not None:  # no prose of its own: no pair, but counted
                 stats["images_without_text"] = stats.get("images_without_text", 0) + len(images)
@@ -923,39 +985,7 @@ def pairs_from_sections(
             key = normalise_file_title("File:" + img.name)
             uses[key] = uses.get(key, 0) + 1
             image_key = key if uses[key] == 1 else f"{key}#{uses[key]}"
-            unsafe = unsafe_file_name(img.name)
-            if unsafe:  # kept with its reason; never looked up or fetched
-                image_title, image_url = getattr(img, "written", img.name), None
-            else:
-                image_title, image_url = image_ref(img, key)
-            rows.append(
-                {
-                    "pair_id": make_pair_id(source, doc_id, image_key),
-                    "source": source,
-                    "doc_id": doc_id,
-                    "doc_title": title,
-                    "revision_id": revision_id,
-                    "revision_timestamp": revision_timestamp,
-                    "url": url,
-                    "position": "lead" if i == 0 else "section",
-                    "section_path": list(sec.path),
-                    "text_blocks": [dict(b) for b in blocks],
-                    "caption": img.caption,
-                    "alt": img.alt,
-                    "image_title": image_title,
-                    "image_url": image_url,
-                    "image_sha256": None,
-                    "image_path": None,
-                    "image_width": None,
-                    "image_height": None,
-                    "image_format": None,
-                    "image_status": f"rejected:{unsafe}" if unsafe else "missing",  # the image step fills it
-                    "licence": None,
-                    "attribution": None,
-                    "retrieved_at": None,
-                    "dump_date": dump_date,
-                }
-            )
+            rows.append(page.row(img, key, image_key, i, sec, blocks))
     return rows
 
 
