@@ -29,6 +29,7 @@ from cmisc_model.errors import USER_ERRORS
 # name -> (module or module:function taking argv, one-line help); function defaults to cli_main
 COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("cmisc_model.sample_world.world", "write the generated sample world"),
+    "audit": ("cmisc_model.sample_world.audit", "which labels of the sample world the model's input can decide"),
     "wiki-pairs": ("cmisc_model.sources.wiki_dump", "MediaWiki XML dump -> pairs Parquet"),
     "wiki-scrape": ("cmisc_model.sources.mediawiki_api", "MediaWiki Action API -> pairs Parquet"),
     "images": ("cmisc_model.corpus.images", "fetch, check and store the images of a pairs file"),

@@ -108,6 +108,10 @@ def train_cl_parser() -> argparse.ArgumentParser:
     ap.add_argument("--truth", default=None,
                     help="the sample world's scenes.jsonl: also score counterfactual texts")
     ap.add_argument("--no-ablations", action="store_true", help="score the intact test split only")
+    ap.add_argument("--heldout", type=Path, default=None,
+                    help="held-out labelled.parquet (split heldout): every repeat's model scores all of it")
+    ap.add_argument("--heldout-truth", default=None,
+                    help="the held-out world's scenes.jsonl: also score its counterfactual texts")
     return ap
 
 

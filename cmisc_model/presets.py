@@ -23,7 +23,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "autoencoder.model.thumb_size": 30,
         "autoencoder.model.thumb_channels": 1,
         "autoencoder.model.decoder_maps": [32, 8, 3],
-        "autoencoder.model.decoder_dropout": 0.3,
+        "autoencoder.model.decoder_dropout": 0.1,
         "autoencoder.model.image_loss_weight": 1.0,
         "autoencoder.model.matching_weight": 0.0,
         "autoencoder.model.region_words_weight": 0.0,

@@ -125,7 +125,9 @@ PAIRS = pa.schema(
     metadata={"cmisc.schema": "pairs/1"},
 )
 
-SPLITS = ("train", "val", "test")
+# "heldout": a labelled world of its own (another seed), never used for training or
+# selection; every system is scored on all of it.
+SPLITS = ("train", "val", "test", "heldout")
 
 CORPUS = pa.schema(
     list(PAIRS) + [pa.field("split", pa.string(), nullable=False)],
@@ -191,7 +193,7 @@ PREDICTIONS = pa.schema(
         pa.field("repeat", pa.int32(), nullable=False),  # which labelled split (0 = the corpus stage's)
         pa.field("pair_id", pa.string(), nullable=False),
         pa.field("source", pa.string()),
-        pa.field("split", pa.string(), nullable=False),  # the split the row was scored on: val or test
+        pa.field("split", pa.string(), nullable=False),  # the split the row was scored on: val, test or heldout
         pa.field("cmi_true", pa.int8(), nullable=False),  # classes 0..4
         pa.field("sc_true", pa.int8(), nullable=False),
         pa.field("cmi_pred", pa.int8(), nullable=False),

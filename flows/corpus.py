@@ -48,10 +48,15 @@ def bbc_flow(root: str, out: str, store: str, params: str = "params.yaml") -> di
 
 @flow(name="coco-pairs", log_prints=True)
 def coco_flow(
-    captions: str, images: str, out: str, labelled_out: str, annotations_out: str, store: str, params: str = "params.yaml"
+    captions: str, images: str, out: str, labelled_out: str, annotations_out: str, store: str,
+    params: str = "params.yaml", n_images: int | None = None, seed: int | None = None,
 ) -> dict:
+    """``n_images`` and ``seed`` override params (the held-out world draws its own subset)."""
     cfg = load_section(CocoConfig, "coco", params)
-    seed = cfg.seed if cfg.seed is not None else load_section(BaseConfig, "base", params).seed
+    if n_images is not None:
+        cfg.n_images = n_images
+    if seed is None:
+        seed = cfg.seed if cfg.seed is not None else load_section(BaseConfig, "base", params).seed
     images_cfg = load_section(ImagesConfig, "images", params)
     progress = Progress(f"COCO captions {Path(captions).name}")
     pairs, labelled, annotations, summary = T.coco_captions(captions, images, cfg, seed)
@@ -67,11 +72,12 @@ def coco_flow(
 
 @flow(name="corpus", log_prints=True)
 def corpus_flow(
-    pairs: list[str], annotations: list[str], out: str, labelled_pairs: list[str] | None = None, params: str = "params.yaml"
+    pairs: list[str], annotations: list[str], out: str, labelled_pairs: list[str] | None = None,
+    params: str = "params.yaml", heldout: bool = False,
 ) -> dict:
     seed = load_section(BaseConfig, "base", params).seed
     cfg = load_section(CorpusConfig, "corpus", params)
-    summary = T.build_corpus(pairs, annotations, out, seed, cfg, labelled_pairs or [])
+    summary = T.build_corpus(pairs, annotations, out, seed, cfg, labelled_pairs or [], heldout)
     summary_table("corpus-summary", summary, "Corpus: pairs per source and split, labels")
     for problem in summary["annotation_problems"]:
         print(f"warning: {problem}")

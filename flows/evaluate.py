@@ -36,10 +36,16 @@ def baselines_task(labelled: str, embeddings: str | None, out_dir: str, params: 
 
 @task(name="evaluation-report")
 def evaluate_task(predictions: list[str], labelled: str, out: str, params: str, notes: dict,
-                  truth: str | None = None, counterfactual: list[str] | None = None) -> dict:
+                  truth: str | None = None, counterfactual: list[str] | None = None,
+                  heldout: str | None = None, heldout_truth: str | None = None) -> dict:
+    from cmisc_model.config import load_params
+    from cmisc_model.sample_world.audit import view_from_params
+
     cfg, seed, split_cfg = load_configs(params)
     counterfactual = [p for p in counterfactual or [] if Path(p).exists()]
-    return evaluate(predictions, labelled, out, cfg, seed, split_cfg, notes, truth or None, counterfactual)
+    view = view_from_params(load_params(params)) if Path(params).exists() else None
+    return evaluate(predictions, labelled, out, cfg, seed, split_cfg, notes, truth or None, counterfactual,
+                    heldout or None, heldout_truth or None, view)
 
 
 def system_rows(summary: dict) -> list[dict]:
@@ -68,6 +74,8 @@ def evaluate_flow(
     embeddings: str | None = None,
     truth: str | None = None,
     counterfactual: list[str] | None = None,
+    heldout: str | None = None,
+    heldout_truth: str | None = None,
 ) -> dict:
     notes: dict[str, str] = {}
     predictions = list(predictions)
@@ -77,7 +85,7 @@ def evaluate_flow(
         if "svm_missing" in bsum:
             notes["svm"] = f"not run: {bsum['svm_missing']}"
             print(f"warning: SVM baseline not run: {bsum['svm_missing']}")
-    summary = evaluate_task(predictions, labelled, out, params, notes, truth, counterfactual)
+    summary = evaluate_task(predictions, labelled, out, params, notes, truth, counterfactual, heldout, heldout_truth)
     markdown("evaluation-report", (Path(out) / "report.md").read_text(encoding="utf-8"), "Evaluation report (Table 3 rebuilt)")
     # one row per system, one column per headline figure (not one dotted row per number)
     create_table_artifact(table=system_rows(summary), key="evaluation-summary",
@@ -96,9 +104,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--embeddings", help="article embeddings for the SVM (with --baselines)")
     parser.add_argument("--truth", help="the sample world's scenes.jsonl: accuracy per labelling rule")
     parser.add_argument("--counterfactual", nargs="*", default=[], help="counterfactual predictions (train-cl --truth)")
+    parser.add_argument("--heldout", help="the held-out world's labelled.parquet: the report's headline table")
+    parser.add_argument("--heldout-truth", help="the held-out world's scenes.jsonl (its decidability audit)")
     args = parser.parse_args(argv)
     summary = evaluate_flow(args.predictions, args.labelled, args.out, args.params, args.baselines, args.embeddings,
-                            args.truth, args.counterfactual)
+                            args.truth, args.counterfactual, args.heldout, args.heldout_truth)
     print(headline(summary))
     print(f"{args.out}/report.md, {args.out}/metrics/<system>.json, {args.out}/details.json written")
     return 0

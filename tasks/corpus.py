@@ -34,8 +34,10 @@ def coco_captions(captions: str, images: str, cfg: CocoConfig, seed: int):
 
 
 @task(name="build-corpus")
-def build_corpus(pairs: list[str], annotations: list[str], out: str, seed: int, cfg: CorpusConfig, labelled_pairs: list[str]) -> dict:
-    return corpus.run([Path(p) for p in pairs], [Path(a) for a in annotations], Path(out), seed, cfg, [Path(p) for p in labelled_pairs])
+def build_corpus(pairs: list[str], annotations: list[str], out: str, seed: int, cfg: CorpusConfig,
+                 labelled_pairs: list[str], heldout: bool = False) -> dict:
+    return corpus.run([Path(p) for p in pairs], [Path(a) for a in annotations], Path(out), seed, cfg,
+                      [Path(p) for p in labelled_pairs], heldout)
 
 
 @task(name="build-vocab")

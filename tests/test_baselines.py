@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -128,3 +129,117 @@ def test_cli_writes_predictions_and_says_why_the_svm_is_missing(tmp_path, capsys
     assert set(table.column("repeat").to_pylist()) == {0, 1}
     assert json.loads((out / "summary.json").read_text())["svm_missing"] == "no embeddings file given"
     assert "SVM not run" in capsys.readouterr().out
+
+
+def with_images(rows: list[dict], folder: Path) -> list[dict]:
+    """The rows, each with a small PNG whose colour is its CMI class (so image_only runs)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for r in rows:
+        path = folder / f"{r['pair_id']}.png"
+        Image.new("RGB", (12, 12), (60 * S.cmi_class(r["cmi"]), 40, 200)).save(path)
+        out.append({**r, "image_path": str(path)})
+    return out
+
+
+def heldout_rows(n: int = 15, start: int = 1000) -> list[dict]:
+    """n held-out pairs (another world: pair ids p1000...), every one of split heldout."""
+    return [labelled_row(i, S.CMI_LEVELS[i % 5], S.SC_LEVELS[i % 5], split="heldout") for i in range(start, start + n)]
+
+
+def subset_embeddings(src: Path, ids: set[str], path: Path) -> Path:
+    table = S.read_table(src, S.EMBEDDINGS).to_pylist()
+    return S.write_table(S.from_rows([r for r in table if r["pair_id"] in ids], S.EMBEDDINGS), path, S.EMBEDDINGS)
+
+
+@pytest.fixture
+def two_worlds(tmp_path):
+    """A labelled set and a held-out set, with images and (same class centres) separate embedding files."""
+    rows = with_images(stratified_labelled(60), tmp_path / "img")
+    held = with_images(heldout_rows(), tmp_path / "img_heldout")
+    both = write_embeddings(tmp_path / "all.parquet", rows + held)
+    return {
+        "rows": rows, "held": held,
+        "lab": write_labelled(tmp_path / "labelled.parquet", rows),
+        "heldout": write_labelled(tmp_path / "heldout.parquet", held),
+        "emb": subset_embeddings(both, {r["pair_id"] for r in rows}, tmp_path / "emb.parquet"),
+        "held_emb": subset_embeddings(both, {r["pair_id"] for r in held}, tmp_path / "held_emb.parquet"),
+    }
+
+
+def test_heldout_is_scored_by_every_system_once_per_repeat_and_leaves_test_rows_alone(two_worlds, monkeypatch):
+    w = two_worlds
+    import sklearn.model_selection as ms
+
+    fitted: list[int] = []  # rows of every CV search (a fit on held-out data would add some)
+
+    class RecordingSearch(ms.GridSearchCV):
+        def fit(self, X, y=None, **kw):
+            fitted.append(len(X))
+            if isinstance(X, np.ndarray) and X.shape[1] == S.ARTICLE_DIM:
+                assert max(X[:, -1]) < 1000  # the SVM never sees a held-out embedding
+            return super().fit(X, y, **kw)
+
+    monkeypatch.setattr(ms, "GridSearchCV", RecordingSearch)
+    plain, plain_summary = B.run_baselines(w["lab"], w["emb"], 2, SEED, FAST)
+    fits_without = list(fitted)
+    table, summary = B.run_baselines(w["lab"], w["emb"], 2, SEED, FAST, heldout_path=w["heldout"],
+                                     heldout_embeddings=w["held_emb"])
+    assert fitted[len(fits_without):] == fits_without  # the same fits, nothing more
+
+    systems = ["most_frequent", "text_only", "image_only", "svm"]
+    assert summary["systems"] == systems
+    assert summary["heldout"] == {"path": str(w["heldout"]), "n": len(w["held"])}
+    rows = table.to_pylist()
+    held_ids = sorted(r["pair_id"] for r in w["held"])
+    for system in systems:
+        for k in range(2):
+            got = [r for r in rows if r["system"] == system and r["repeat"] == k and r["split"] == "heldout"]
+            assert sorted(r["pair_id"] for r in got) == held_ids
+            assert all(r["cmi_true"] == S.cmi_class(S.CMI_LEVELS[int(r["pair_id"][1:]) % 5]) for r in got)
+    svm_held = [r for r in rows if r["system"] == "svm" and r["split"] == "heldout"]
+    assert np.mean([r["cmi_true"] == r["cmi_pred"] for r in svm_held]) >= 0.9  # its own embeddings, the fitted model
+
+    test_rows = table.filter(pc.equal(table.column("split"), "test"))
+    assert set(plain.column("split").to_pylist()) == {"test"}
+    assert test_rows.equals(plain) and test_rows.to_pylist() == plain.to_pylist()
+    assert {k: v for k, v in summary.items() if k != "heldout"} == plain_summary
+
+
+def test_heldout_of_another_split_or_empty_is_named(two_worlds, tmp_path):
+    w = two_worlds
+    bad = write_labelled(tmp_path / "bad_heldout.parquet", w["held"][:-1] + [{**w["held"][-1], "split": "test"}])
+    with pytest.raises(CmiscError, match="bad_heldout.parquet"):
+        B.run_baselines(w["lab"], None, 1, SEED, FAST, heldout_path=bad)
+    empty = write_labelled(tmp_path / "empty_heldout.parquet", [])
+    with pytest.raises(CmiscError, match="empty_heldout.parquet"):
+        B.run_baselines(w["lab"], None, 1, SEED, FAST, heldout_path=empty)
+    leak = write_labelled(tmp_path / "leak_heldout.parquet", [{**w["rows"][0], "split": "heldout"}])
+    with pytest.raises(CmiscError, match=f"leak_heldout.parquet.*{w['rows'][0]['pair_id']}"):
+        B.run_baselines(w["lab"], None, 1, SEED, FAST, heldout_path=leak)
+
+
+def test_svm_without_a_heldout_embedding_is_named(two_worlds, tmp_path):
+    w = two_worlds
+    missing = w["held"][3]["pair_id"]
+    partial = subset_embeddings(w["held_emb"], {r["pair_id"] for r in w["held"]} - {missing}, tmp_path / "partial.parquet")
+    with pytest.raises(CmiscError, match=f"partial.parquet.*{missing}"):
+        B.run_baselines(w["lab"], w["emb"], 1, SEED, FAST, heldout_path=w["heldout"], heldout_embeddings=partial)
+    with pytest.raises(CmiscError, match=f"heldout.parquet.*{w['held'][0]['pair_id']}"):
+        B.run_baselines(w["lab"], w["emb"], 1, SEED, FAST, heldout_path=w["heldout"])
+    # Without the SVM no held-out embeddings are needed.
+    table, _ = B.run_baselines(w["lab"], None, 1, SEED, FAST, heldout_path=w["heldout"])
+    assert table.to_pylist() and "svm" not in set(table.column("system").to_pylist())
+
+
+def test_cli_passes_the_heldout_set_through(two_worlds, tmp_path):
+    w = two_worlds
+    out = tmp_path / "baselines"
+    code = B.cli_main(["--labelled", str(w["lab"]), "--out", str(out), "--params", str(REPO / "params.yaml"),
+                       "--repeats", "1", "--heldout", str(w["heldout"])])
+    assert code == 0
+    table = pq.read_table(out / "predictions.parquet").to_pylist()
+    assert len([r for r in table if r["split"] == "heldout"]) == 3 * len(w["held"])  # 3 systems, no SVM
+    assert json.loads((out / "summary.json").read_text())["heldout"] == {"path": str(w["heldout"]), "n": len(w["held"])}

@@ -53,6 +53,7 @@ def project(tmp_path_factory):
         shutil.copy2(REPO / f, repo / f)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["sample"]["size"] = "tiny"
+    params["heldout"].update(size="tiny", coco_labelled=3)
     # Training sized for a test: the same code paths, seconds instead of minutes.
     params["autoencoder"]["model"].update(sentence_dim=16, text_dim=16, image_dim=16, image_size=32,
                                           small_cnn_channels=[8, 8], thumb_size=8, decoder_maps=[4, 3])
@@ -112,7 +113,12 @@ def test_repro_push_pull_and_experiments(project, tmp_path):
     # the ablations and the scarcity curve are part of every run
     details = json.loads((repo / "reports/evaluation/details.json").read_text())
     assert set(details["ablations"]["classifier"]) == {"images_shuffled", "images_blank", "texts_shuffled"}
-    assert "images shuffled" in (repo / "reports/evaluation/report.md").read_text()
+    report = (repo / "reports/evaluation/report.md").read_text()
+    assert "images shuffled" in report
+    # the headline table: every system on the whole held-out world (20 + 3 labels here)
+    assert "## Held-out world (23 labelled pairs)" in report and details["heldout"]["n"] == 23
+    assert set(details["heldout"]["test"]) >= set(systems) | {"classifier:images_shuffled"}
+    assert details["decidability"]["heldout"]["total"].get("undecidable", 0) == 0
     curve = json.loads((repo / "reports/scarcity/scarcity.json").read_text())
     assert set(curve["fractions"]) == {"0.5", "1"} and (repo / "reports/scarcity/plots/scarcity.png").exists()
 

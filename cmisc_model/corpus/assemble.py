@@ -110,9 +110,12 @@ def run(
     seed: int,
     cfg: CorpusConfig,
     labelled_pairs_paths: list[Path] = (),
+    heldout: bool = False,
 ) -> dict:
     """The ``corpus`` stage. ``labelled_pairs_paths`` are pairs that only the
-    classifier uses (COCO's joined-caption subset), never the autoencoder."""
+    classifier uses (COCO's joined-caption subset), never the autoencoder.
+    ``heldout``: the pairs are a held-out world; every labelled pair gets split
+    ``heldout`` and only ``labelled.parquet`` and the summary are written."""
     pairs = [S.read_table(p, S.PAIRS) for p in pairs_paths]
     if not pairs:
         raise CmiscError("corpus: no pairs files given")
@@ -131,9 +134,14 @@ def run(
     annotations = pa.concat_tables(ann_tables) if ann_tables else S.from_rows([], S.ANNOTATIONS)
     labelled, unknown = build_labelled(annotations, all_pairs, seed, cfg)
     problems += [f"annotation for unknown pair {p}" for p in unknown]
+    if heldout:
+        labelled = labelled.set_column(
+            labelled.schema.get_field_index("split"), "split", pa.array(["heldout"] * labelled.num_rows, pa.string())
+        )
 
     out_dir = Path(out_dir)
-    S.write_table(corpus, out_dir / "corpus.parquet", S.CORPUS)
+    if not heldout:
+        S.write_table(corpus, out_dir / "corpus.parquet", S.CORPUS)
     S.write_table(labelled, out_dir / "labelled.parquet", S.LABELLED)
     summary = summarise(corpus, labelled)
     summary["annotation_problems"] = problems

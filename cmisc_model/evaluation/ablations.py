@@ -23,13 +23,12 @@ pair to the scene its image shows; the generator's rules
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from cmisc_model.errors import CmiscError
 from cmisc_model.sample_world import scenes as S
+from cmisc_model.sample_world.scenes import read_scenes, sentences_of  # noqa: F401  (re-exported)
 
 KINDS = ("images_shuffled", "images_blank", "texts_shuffled")
 
@@ -66,29 +65,6 @@ def write_blank_image(path: Path, size: int = 64) -> Path:
 
 
 # --------------------------------------------------------------------------- ground truth
-
-def read_scenes(path: str | Path) -> dict[str, S.Scene]:
-    """pair_id -> Scene from the sample world's ``scenes.jsonl`` (rows without a pair are
-    skipped; an empty file means no ground truth, as for real corpora)."""
-    path = Path(path)
-    out = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise CmiscError(f"{path}: cannot read the ground-truth scenes ({e})") from e
-    for n, line in enumerate(lines, 1):
-        try:
-            d = json.loads(line)
-            if d.get("pair_id"):
-                out[d["pair_id"]] = S.Scene.from_json(d["scene"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise CmiscError(f"{path}:{n}: not a scene record ({e})") from e
-    return out
-
-
-def sentences_of(row: dict) -> list[str]:
-    return [s for block in row["text_blocks"] for s in block["sentences"]]
-
 
 def truth_rules(rows: list[dict], scenes: dict[str, S.Scene]) -> dict[str, dict]:
     """pair_id -> {"cmi_rule", "sc_rule"} for every row whose scene is known; COCO's

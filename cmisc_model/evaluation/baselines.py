@@ -31,6 +31,12 @@ adds it).
 
 When no embeddings file is given (or it does not exist), the SVM does not run
 and the summary says why.
+
+With a held-out set (``heldout_path``: a labelled world of its own, every row
+of split ``heldout``), the models each repeat fitted on its training split
+also predict every held-out pair (PREDICTIONS rows of split ``heldout``).
+Nothing is fitted on it, and the test rows are the same as without it. The SVM
+then needs the held-out pairs' embeddings (``heldout_embeddings``).
 """
 
 from __future__ import annotations
@@ -201,13 +207,13 @@ def _matrix(rows: list[dict], emb: dict[str, np.ndarray], where: str) -> np.ndar
     return np.stack([emb[r["pair_id"]] for r in rows])
 
 
-def _prediction_row(system: str, repeat: int, r: dict, cmi_pred: int, sc_pred: int) -> dict:
+def _prediction_row(system: str, repeat: int, r: dict, cmi_pred: int, sc_pred: int, split: str = "test") -> dict:
     return {
         "system": system,
         "repeat": repeat,
         "pair_id": r["pair_id"],
         "source": r.get("source"),
-        "split": "test",
+        "split": split,
         "cmi_true": labels(r, "cmi"),
         "sc_true": labels(r, "sc"),
         "cmi_pred": int(cmi_pred),
@@ -226,16 +232,25 @@ def run_baselines(
     split_cfg: LabelledSplitConfig | None = None,
     progress: bool = False,
     text_cfg=None,
+    heldout_path: str | Path | None = None,
+    heldout_embeddings: str | Path | None = None,
 ) -> tuple[pa.Table, dict]:
     """Most-frequent (and, with embeddings, SVM) predictions for repeats 0..repeats-1.
 
     Returns (PREDICTIONS table, summary). The summary has ``systems``, the
     chosen C per repeat and task, the training majority classes, and
-    ``svm_missing`` (a reason) when the SVM could not run.
+    ``svm_missing`` (a reason) when the SVM could not run. With
+    ``heldout_path``, each repeat's models also score every held-out pair
+    (``heldout_embeddings``: their article embeddings, needed by the SVM) and
+    the summary has ``heldout`` (path, n).
     """
     split_cfg = split_cfg or LabelledSplitConfig()
     labelled_path = Path(labelled_path)
     data, summary = _load_features(labelled_path, embeddings_path, repeats, seed, cfg, text_cfg)
+    held = None
+    if heldout_path is not None:
+        held = _load_heldout(Path(heldout_path), heldout_embeddings, data, cfg, text_cfg)
+        summary["heldout"] = {"path": str(heldout_path), "n": len(held.rows)}
     fit_splits = ("train", "val") if cfg.include_val else ("train",)
 
     out: list[dict] = []
@@ -247,12 +262,12 @@ def run_baselines(
         test = [r for r in split_rows if r["split"] == "test"]
         if not test:
             raise CmiscError(f"{labelled_path}: repeat {k} has no test items")
-        out += _most_frequent_rows(k, train, test, summary)
-        for system, feats, is_text in (("text_only", data.texts, True), ("image_only", data.pixels, False)):
-            if feats is not None:
-                out += _logistic_rows(system, feats, is_text, k, train, test, cfg, seed, summary)
+        out += _most_frequent_rows(k, train, test, summary, held)
+        for system, is_text in (("text_only", True), ("image_only", False)):
+            if (data.texts if is_text else data.pixels) is not None:
+                out += _logistic_rows(system, is_text, k, (train, test), (data, held), cfg, seed, summary)
         if data.emb is not None:
-            out += _svm_rows(k, train, test, data.emb, str(embeddings_path), cfg, seed, summary)
+            out += _svm_rows(k, train, test, (data, held), str(embeddings_path), cfg, seed, summary)
     from cmisc_model.evaluation.report import predictions_table
 
     return predictions_table(out, str(labelled_path)), summary
@@ -293,6 +308,47 @@ def _load_features(
     return _Features(rows, texts, pixels, emb), summary
 
 
+def _load_heldout(path: Path, embeddings_path: str | Path | None, data: _Features, cfg: BaselinesConfig,
+                  text_cfg) -> _Features:
+    """Read the held-out pairs and what each baseline that runs sees of them.
+
+    Every baseline that runs must score every held-out pair, so a held-out pair
+    without a usable image (image_only runs) or without an embedding (the SVM
+    runs) is an error naming the file and the pair, as is a held-out pair that
+    is also a labelled pair (it would leak into training)."""
+    from cmisc_model.evaluation.heldout import read_heldout
+
+    full = read_heldout(path)  # names the file when it is empty or a row is not of split heldout
+    labelled_ids = {r["pair_id"] for r in data.rows}
+    shared = [r["pair_id"] for r in full if r["pair_id"] in labelled_ids]
+    if shared:
+        raise CmiscError(f"{path}: {len(shared)} held-out pair(s) are also labelled pairs, e.g. {shared[0]}")
+    rows = [{k: r[k] for k in ("pair_id", "source", "cmi", "sc", "split")} for r in full]
+    pixels = None
+    if data.pixels is not None:
+        no_image = [r["pair_id"] for r in full if r.get("image_status") != "ok" or not r.get("image_path")]
+        if no_image:
+            raise CmiscError(f"{path}: image_only runs but {len(no_image)} held-out pair(s) have no usable image, "
+                             f"e.g. {no_image[0]}")
+        pixels = image_features(full, cfg.thumbnail_px)
+    emb = None if data.emb is None else _heldout_embeddings(path, embeddings_path, rows)
+    return _Features(rows, text_features(full, text_cfg), pixels, emb)
+
+
+def _heldout_embeddings(path: Path, embeddings_path: str | Path | None, rows: list[dict]) -> dict[str, np.ndarray]:
+    """The held-out pairs' article embeddings (the SVM runs, so every held-out pair needs one)."""
+    if embeddings_path is None or not Path(embeddings_path).exists():
+        what = "no held-out embeddings file given" if embeddings_path is None else f"{embeddings_path} does not exist"
+        raise CmiscError(f"{path}: the SVM runs but {what} (--heldout-embeddings), "
+                         f"so held-out pair {rows[0]['pair_id']} has no embedding")
+    emb = _read_embeddings(Path(embeddings_path))
+    missing = [r["pair_id"] for r in rows if r["pair_id"] not in emb]
+    if missing:
+        raise CmiscError(f"{embeddings_path}: no embedding for {len(missing)} held-out pair(s) of {path}, "
+                         f"e.g. {', '.join(missing[:5])}")
+    return emb
+
+
 def _repeat_range(repeats: int, progress: bool):
     iterator = range(repeats)
     if progress:
@@ -302,39 +358,69 @@ def _repeat_range(repeats: int, progress: bool):
     return iterator
 
 
-def _most_frequent_rows(k: int, train: list[dict], test: list[dict], summary: dict) -> list[dict]:
+def _most_frequent_rows(k: int, train: list[dict], test: list[dict], summary: dict,
+                        held: _Features | None) -> list[dict]:
+    """The training split's mode per task, predicted for every test (and held-out) pair."""
     mode = {t: most_frequent_class([labels(r, t) for r in train]) for t in TASKS}
     summary["most_frequent"][str(k)] = mode
-    return [_prediction_row("most_frequent", k, r, mode["cmi"], mode["sc"]) for r in test]
+    out = [_prediction_row("most_frequent", k, r, mode["cmi"], mode["sc"]) for r in test]
+    if held is not None:
+        out += [_prediction_row("most_frequent", k, r, mode["cmi"], mode["sc"], "heldout") for r in held.rows]
+    return out
 
 
-def _logistic_rows(system: str, feats: dict, is_text: bool, k: int, train: list[dict], test: list[dict],
-                   cfg: BaselinesConfig, seed: int, summary: dict) -> list[dict]:
-    """text_only or image_only on repeat ``k``: one logistic regression per task."""
-    def features(rs):
+def _predicted_rows(system: str, k: int, models: dict, rows: list[dict], X, split: str) -> list[dict]:
+    """PREDICTIONS rows of ``rows`` (features ``X``, in the same order) from the fitted per-task models."""
+    pred = {t: models[t].predict(X) for t in TASKS}
+    return [_prediction_row(system, k, r, pred["cmi"][i], pred["sc"][i], split) for i, r in enumerate(rows)]
+
+
+def _scored_rows(system: str, k: int, models: dict, test: list[dict], X_test, held: _Features | None,
+                 X_held) -> list[dict]:
+    """The test rows, then (with a held-out set) the held-out rows, from the same fitted models."""
+    out = _predicted_rows(system, k, models, test, X_test, "test")
+    if held is not None:
+        out += _predicted_rows(system, k, models, held.rows, X_held(), "heldout")
+    return out
+
+
+def _logistic_rows(system: str, is_text: bool, k: int, splits: tuple[list[dict], list[dict]],
+                   worlds: tuple[_Features, _Features | None], cfg: BaselinesConfig, seed: int,
+                   summary: dict) -> list[dict]:
+    """text_only or image_only on repeat ``k``: one logistic regression per task.
+
+    ``splits``: (train, test) rows of the labelled set; ``worlds``: the
+    labelled features and the held-out set (or None), each with its own
+    texts or pixels (the held-out pair ids are another world's)."""
+    def features(world: _Features, rs: list[dict]):
+        feats = world.texts if is_text else world.pixels
         values = [feats[r["pair_id"]] for r in rs]
         return values if is_text else np.stack(values)
 
-    pred = {}
+    (train, test), (data, held) = splits, worlds
+    models = {}
     for t in TASKS:
-        model, c = fit_logistic(features(train), np.array([labels(r, t) for r in train]), cfg, seed + k, is_text)
-        pred[t] = model.predict(features(test))
+        models[t], c = fit_logistic(features(data, train), np.array([labels(r, t) for r in train]), cfg, seed + k,
+                                    is_text)
         summary.setdefault(f"{system}_c", {}).setdefault(str(k), {})[t] = c
-    return [_prediction_row(system, k, r, pred["cmi"][i], pred["sc"][i]) for i, r in enumerate(test)]
+    return _scored_rows(system, k, models, test, features(data, test), held, lambda: features(held, held.rows))
 
 
-def _svm_rows(k: int, train: list[dict], test: list[dict], emb: dict[str, np.ndarray], where: str,
+def _svm_rows(k: int, train: list[dict], test: list[dict], worlds: tuple[_Features, _Features | None], where: str,
               cfg: BaselinesConfig, seed: int, summary: dict) -> list[dict]:
-    """The SVM on repeat ``k``: one model per task on the article embeddings."""
-    X_train = _matrix(train, emb, where)
-    X_test = _matrix(test, emb, where)
-    pred, chosen = {}, {}
+    """The SVM on repeat ``k``: one model per task on the article embeddings.
+
+    ``worlds``: the labelled features and the held-out set (or None, else
+    its embeddings were checked complete when it was read)."""
+    data, held = worlds
+    X_train = _matrix(train, data.emb, where)
+    X_test = _matrix(test, data.emb, where)
+    models, chosen = {}, {}
     for t in TASKS:
         y = np.array([labels(r, t) for r in train])
-        model, chosen[t] = fit_svm(X_train, y, cfg, seed + k)
-        pred[t] = model.predict(X_test)
+        models[t], chosen[t] = fit_svm(X_train, y, cfg, seed + k)
     summary["svm_c"][str(k)] = chosen
-    return [_prediction_row("svm", k, r, pred["cmi"][i], pred["sc"][i]) for i, r in enumerate(test)]
+    return _scored_rows("svm", k, models, test, X_test, held, lambda: _matrix(held.rows, held.emb, "held-out"))
 
 
 def cli_main(argv: list[str]) -> int:
@@ -348,6 +434,8 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for predictions.parquet and summary.json")
     parser.add_argument("--params", default="params.yaml", help="params file (hyperparameters, seed, split)")
     parser.add_argument("--repeats", type=int, help="override baselines.repeats")
+    parser.add_argument("--heldout", type=Path, help="held-out labelled.parquet (split heldout): also scored, never fitted on")
+    parser.add_argument("--heldout-embeddings", type=Path, help="article embeddings of the held-out pairs (for the SVM)")
     args = parser.parse_args(argv)
 
     cfg = load_section(BaselinesConfig, "baselines", args.params)
@@ -358,7 +446,8 @@ def cli_main(argv: list[str]) -> int:
 
     text_cfg = load_section(TextConfig, "text", args.params)
     table, summary = run_baselines(args.labelled, args.embeddings, repeats, seed, cfg, split_cfg, progress=True,
-                                   text_cfg=text_cfg)
+                                   text_cfg=text_cfg, heldout_path=args.heldout,
+                                   heldout_embeddings=args.heldout_embeddings)
     write_predictions(table, args.out / "predictions.parquet")
     with S.atomic_path(args.out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

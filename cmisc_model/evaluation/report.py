@@ -52,6 +52,7 @@ from cmisc_model import schemas as S
 from cmisc_model.corpus.annotations import LabelledSplitConfig, label_distribution, repeat_split
 from cmisc_model.errors import CmiscError
 from cmisc_model.evaluation import metrics as M
+from cmisc_model.evaluation.heldout import expected_items, heldout_markdown, read_heldout
 
 TASKS = ("cmi", "sc")
 TASK_NAMES = {"cmi": "CMI", "sc": "SC"}
@@ -429,14 +430,19 @@ def ablation_summary(results: dict) -> dict:
     return out
 
 
-def headline_metrics(results: dict, ablations: dict) -> dict:
+def headline_metrics(results: dict, ablations: dict, held: dict | None = None) -> dict:
     """``{system: {task: {accuracy, ci_low, ci_high, mean, kappa[, shuffled_drop]}}}`` for the
-    systems of Table 3 (not their ablated variants): what metrics/<system>.json holds."""
+    systems of Table 3 (not their ablated variants): what metrics/<system>.json holds; with a
+    held-out world also its mean accuracy per task under ``heldout``."""
     out = {}
+    if held:  # two figures per system, so that `dvc metrics show` still fits a screen
+        for system, m in held["heldout"]["test"].items():
+            if ":" not in system:
+                out[system] = {"heldout": {t: m[t]["accuracy_mean"] for t in TASKS}}
     for system, m in results.items():
         if ":" in system:
             continue
-        out[system] = {t: {k: m[t][src] for k, src in HEADLINE.items()} for t in TASKS}
+        out[system] = {**out.get(system, {}), **{t: {k: m[t][src] for k, src in HEADLINE.items()} for t in TASKS}}
         shuffled = ablations.get(system, {}).get("images_shuffled")
         for t in TASKS if shuffled else ():
             out[system][t]["shuffled_drop"] = shuffled[t]["drop"]  # points lost with shuffled images
@@ -522,8 +528,16 @@ def evaluate(
     notes: dict[str, str] | None = None,
     truth: str | Path | None = None,
     counterfactual_files: list[str | Path] | None = None,
+    heldout: str | Path | None = None,
+    heldout_truth: str | Path | None = None,
+    view=None,
 ) -> dict:
     """Score every system in ``prediction_files`` and write the report into ``out_dir``.
+
+    ``heldout``: the held-out world's labelled.parquet; the rows of split ``heldout``
+    are scored against it into the report's headline table (``heldout_truth``: its
+    scenes, for its decidability audit). ``view``: the model's view of the sample
+    world (``sample_world.audit.View``) for the decidability audits.
 
     ``seed`` and ``split_cfg`` must be those of the corpus stage (``base.seed``,
     ``corpus.labelled``): they rebuild each repeat's test split for the
@@ -532,13 +546,16 @@ def evaluate(
     plus ``missing_systems``, the input paths and ``files`` (what was written).
     """
     cfg = cfg or EvaluateConfig()
-    inputs = _load_inputs(prediction_files, Path(labelled_path), seed, split_cfg or LabelledSplitConfig(), notes)
+    inputs = _load_inputs(prediction_files, Path(labelled_path), seed, split_cfg or LabelledSplitConfig(), notes,
+                          heldout)
     results, confusions = _score_table3(inputs.rows, cfg, seed)
     missing = {s: inputs.notes.get(s, "no predictions given") for s in cfg.systems if s not in results}
     what_is_used = _what_is_used(results, inputs, truth, counterfactual_files)
+    held = _score_heldout(inputs, cfg, seed, counterfactual_files)
     dist = label_distribution(inputs.labelled)  # paper Tables 1-2, per source
-    details = _clean({"test": results, "labels": dist, **what_is_used})
-    system_metrics = _clean(headline_metrics(results, what_is_used["ablations"]))
+    decidability = _decidability(inputs, truth, heldout_truth, view)
+    details = _clean({"test": results, "labels": dist, **what_is_used, **held, "decidability": decidability})
+    system_metrics = _clean(headline_metrics(results, what_is_used["ablations"], held))
 
     out_dir = Path(out_dir)
     files, confusion_md = _write_confusions(confusions, out_dir)
@@ -567,6 +584,8 @@ class _Inputs:
     labelled: list[dict]  # the columns the split and the label statistics need
     rows: list[dict]  # PREDICTIONS rows of the test split, every file
     notes: dict[str, str]  # system -> why it is missing
+    heldout_rows: list[dict] = field(default_factory=list)  # PREDICTIONS rows of split heldout
+    heldout_labelled: list[dict] = field(default_factory=list)
 
 
 def _load_inputs(
@@ -575,14 +594,19 @@ def _load_inputs(
     seed: int,
     split_cfg: LabelledSplitConfig,
     notes: dict[str, str] | None,
+    heldout: str | Path | None = None,
 ) -> _Inputs:
-    """Read the labelled pairs and the test predictions; check every test item is scored once."""
+    """Read the labelled pairs and the test predictions; check every test item is scored once
+    (and, with ``heldout``, every held-out item once per system and repeat)."""
     labelled_full = S.read_table(labelled_path, S.LABELLED).to_pylist()
     labelled = [{k: r[k] for k in ("pair_id", "source", "doc_id", "cmi", "sc", "split")} for r in labelled_full]
     rows: list[dict] = []
+    held_rows: list[dict] = []
     notes = dict(notes or {})
     for path in prediction_files:
-        rows += [r for r in read_predictions(path).to_pylist() if r["split"] == "test"]
+        table = read_predictions(path).to_pylist()
+        rows += [r for r in table if r["split"] == "test"]
+        held_rows += [r for r in table if r["split"] == "heldout"]
         reason = _svm_missing(path)
         if reason:
             notes.setdefault("svm", f"not run by the baselines stage: {reason}")
@@ -591,7 +615,11 @@ def _load_inputs(
     for k in sorted({r["repeat"] for r in rows}):
         expected[k] = {r["pair_id"]: r for r in repeat_split(labelled, seed, k, split_cfg) if r["split"] == "test"}
     check_scored_once(rows, expected, where)
-    return _Inputs(prediction_files, labelled_path, labelled_full, labelled, rows, notes)
+    held_labelled = read_heldout(heldout) if heldout is not None else []
+    if held_labelled:
+        check_scored_once(held_rows, expected_items(held_labelled, held_rows), f"{where} (held-out {heldout})")
+    return _Inputs(prediction_files, labelled_path, labelled_full, labelled, rows, notes,
+                   held_rows if held_labelled else [], held_labelled)
 
 
 def _svm_missing(predictions_path: str | Path) -> str | None:
@@ -627,12 +655,41 @@ def _what_is_used(
     from cmisc_model.evaluation.ablations import read_scenes, truth_rules
 
     rules = truth_rules(inputs.labelled_full, read_scenes(truth)) if truth is not None else {}
-    cf_rows = [r for p in counterfactual_files or [] for r in read_predictions(p).to_pylist()]
+    cf_rows = _counterfactual_rows(counterfactual_files, "test")
     return {
         "ablations": ablation_summary(results),
         "counterfactual": counterfactual_summary(cf_rows, inputs.rows),
         "rules": rule_accuracy(inputs.rows, rules),
     }
+
+
+def _counterfactual_rows(files: list[str | Path] | None, split: str) -> list[dict]:
+    return [r for p in files or [] for r in read_predictions(p).to_pylist() if r["split"] == split]
+
+
+def _score_heldout(inputs: _Inputs, cfg: EvaluateConfig, seed: int, counterfactual_files) -> dict:
+    """``{"heldout": {"n", "test", "ablations", "counterfactual"}}`` (empty without a held-out set)."""
+    if not inputs.heldout_labelled:
+        return {}
+    results, _ = _score_table3(inputs.heldout_rows, cfg, seed)
+    cf_rows = _counterfactual_rows(counterfactual_files, "heldout")
+    return {"heldout": {"n": len(inputs.heldout_labelled), "test": results, "ablations": ablation_summary(results),
+                        "counterfactual": counterfactual_summary(cf_rows, inputs.heldout_rows)}}
+
+
+def _decidability(inputs: _Inputs, truth, heldout_truth, view) -> dict:
+    """The decidability audit (``sample_world.audit``) of the labelled set and the held-out world."""
+    from cmisc_model.sample_world.audit import View, audit, labelled_pairs
+    from cmisc_model.sample_world.scenes import read_scenes
+
+    view = view or View()
+    out = {}
+    for name, rows, path in (("labelled", inputs.labelled_full, truth), ("heldout", inputs.heldout_labelled, heldout_truth)):
+        scenes = read_scenes(path) if path else {}
+        pairs = labelled_pairs(rows, scenes)
+        if pairs:
+            out[name] = audit(pairs, view)
+    return out
 
 
 def _write_confusions(confusions: dict, out_dir: Path) -> tuple[list[Path], list[str]]:
@@ -704,6 +761,7 @@ def _write_markdown(
         + (", ".join(f"{s} {results[s]['cmi']['repeats']}" for s in sorted(results)) or "—")
         + f". Split seed {seed}; bootstrap {cfg.bootstrap} resamples, seed {seed}.",
         "",
+        _heldout_md(details, cfg),
         table3,
         _per_class_md(results),
         ablations_md,
@@ -711,8 +769,31 @@ def _write_markdown(
         labels_md,
         f"![labels]({labels_png.relative_to(out_dir).as_posix()})",
         "",
+        _decidability_md(details.get("decidability", {})),
     ])
     _write_text(out_dir / "report.md", report)
+
+
+def _heldout_md(details: dict, cfg: EvaluateConfig) -> str:
+    h = details.get("heldout")
+    if not h:
+        return ""
+    systems = list(cfg.systems) + sorted(s for s in h["test"] if s not in cfg.systems and ":" not in s)
+    return heldout_markdown(h["test"], h["ablations"], h["counterfactual"], h["n"], cfg, systems, SYSTEM_NAMES)
+
+
+def _decidability_md(audits: dict) -> str:
+    """The decidability audit of each labelled set (sample world only)."""
+    from cmisc_model.sample_world.audit import audit_markdown
+
+    names = {"labelled": "the labelled set", "heldout": "the held-out world"}
+    parts = []
+    for key, result in audits.items():
+        parts += [f"## Which labels the model's input can decide ({names[key]})", "",
+                  ("From the sample world's scenes and the model's input size (`cmisc audit`, "
+                   "`cmisc_model/sample_world/audit.py`): decidable from the text alone, needing the image, "
+                   "or not decidable from the image the model is fed."), "", audit_markdown(result)]
+    return "\n".join(parts)
 
 
 def _write_metrics(system_metrics: dict, details: dict, out_dir: Path) -> list[Path]:

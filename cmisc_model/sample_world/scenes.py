@@ -6,6 +6,12 @@ a colour, a size word (``small``/``large``), a radius in pixels and one of nine
 grid positions (no two objects share a position). The **salient** object is
 the one with the largest radius.
 
+The geometry (``GRID_MARGIN`` … ``FILL_JITTER``) keeps every label decidable
+from the image at the resolution the model is fed, which
+``sample_world/audit.py`` checks: the salient object is clearly the largest,
+"small" and "large" radii lie apart, no object covers another or leaves the
+frame, and an object's colour stays nearest to its own name.
+
 A **mention** is a sentence that places an object at a position, e.g. "A large
 red circle is shown in the upper left." (``parse_claim`` reads it back). Every
 mention names exactly one size, colour, shape and position; no other sentence
@@ -49,12 +55,16 @@ middling CMI, as in the paper, where SimpleWiki's mean SC is 0.88).
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from cmisc_model.errors import CmiscError
 
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon")
 COLOURS = {
@@ -106,6 +116,19 @@ _PHRASE_TO_POSITION = {v: k for k, v in POSITION_PHRASES.items()} | {"in the cen
 _COLOUR_RE = re.compile(r"\b(" + "|".join([*COLOURS, *COLOUR_ALIASES]) + r")\b", re.IGNORECASE)
 _SHAPE_RE = re.compile(r"\b(" + "|".join(SHAPES) + r")s?\b", re.IGNORECASE)
 _SIZE_RE = re.compile(r"\b(small|large)\b", re.IGNORECASE)
+
+# Geometry, in shares of the image side. Radii are drawn per class: the salient
+# object from SALIENT_RADIUS, the others from LARGE_RADIUS or SMALL_RADIUS, so the
+# salient one is >= 1.3x any other and "small" ends 2.4 model pixels below "large"
+# at 96 px; with the margin and the jitter no two objects overlap and none leaves
+# the frame.
+GRID_MARGIN = 0.03  # the 3 x 3 grid of positions spans [margin, 1 - margin] of the side
+CENTRE_JITTER = 0.04  # an object's centre moves at most this share of a grid cell
+SALIENT_RADIUS = (0.15, 0.16)
+LARGE_RADIUS = (0.10, 0.115)
+SMALL_RADIUS = (0.06, 0.075)
+FILL_JITTER = 15  # per RGB channel around the colour's value
+GRADIENT_DEPTH = 25  # the gradient texture darkens the background by up to this, never an object
 
 CMI_RULES = ("unrelated", "caption-like", "partial")
 SC_RULES = ("unrelated", "salient contradicted", "salient correct", "details only")
@@ -173,16 +196,12 @@ def random_scene(
     if n_objects > len(free):
         raise ValueError(f"{n_objects} objects do not fit in {len(free)} free positions")
     positions = [free[i] for i in rng.permutation(len(free))[:n_objects]]
-    # Distinct radii, so that the salient (largest) object is well defined.
     large = rng.random(n_objects) < 0.5
-    large[0] = True  # the first drawn is the biggest; sizes are sorted below
+    large[0] = True  # the first drawn is the salient object
     radii = []
     for k in range(n_objects):
-        lo, hi = (0.13, 0.17) if large[k] else (0.065, 0.10)
-        r = round(px * (lo + (hi - lo) * rng.random()))
-        while r in radii:
-            r -= 1
-        radii.append(r)
+        lo, hi = SALIENT_RADIUS if k == 0 else LARGE_RADIUS if large[k] else SMALL_RADIUS
+        radii.append(round(px * (lo + (hi - lo) * rng.random())))
     objects = []
     for k in range(n_objects):
         objects.append(
@@ -194,7 +213,7 @@ def random_scene(
                 radius=radii[k],
             )
         )
-    objects.sort(key=lambda o: -o.radius)
+    objects.sort(key=lambda o: -o.radius)  # stable: equal non-salient radii keep their draw order
     bg = tuple(int(v) for v in rng.integers(200, 250, size=3))
     texture = ("stripes", "dots", "gradient")[int(rng.integers(3))]
     return Scene(tuple(objects), bg, texture)
@@ -227,10 +246,14 @@ def _polygon(shape: str, cx: float, cy: float, r: float, turn: float) -> list[tu
     ]
 
 
-def render_scene(scene: Scene, px: int, rng: np.random.Generator, quality: int = 88) -> bytes:
-    """Draw the scene as an RGB JPEG of ``px``×``px``: textured background,
-    jittered objects, Gaussian pixel noise. Same scene and generator state →
-    same bytes."""
+def grid_centre(position: str, px: int) -> tuple[float, float]:
+    """Where an object at ``position`` is centred before its jitter, in pixels."""
+    col, row = POSITIONS[position]
+    cell = px * (1 - 2 * GRID_MARGIN) / 3
+    return px * GRID_MARGIN + (col + 0.5) * cell, px * GRID_MARGIN + (row + 0.5) * cell
+
+
+def _background(scene: Scene, px: int, rng: np.random.Generator) -> Image.Image:
     img = Image.new("RGB", (px, px), scene.background)
     draw = ImageDraw.Draw(img)
     darker = tuple(max(0, c - 18) for c in scene.background)
@@ -242,14 +265,28 @@ def render_scene(scene: Scene, px: int, rng: np.random.Generator, quality: int =
         for _ in range(px // 2):
             x, y = rng.integers(0, px, size=2)
             draw.ellipse([x - 1, y - 1, x + 1, y + 1], fill=darker)
-    # The gradient texture is added with numpy below.
-    cell = px / 3
-    # Draw the smallest last, so that the salient object never hides the others.
+    elif scene.texture == "gradient":
+        arr = np.asarray(img, dtype=np.float32)
+        arr = arr - np.linspace(0, GRADIENT_DEPTH, px, dtype=np.float32)[None, :, None]
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+    return img
+
+
+def render_scene(scene: Scene, px: int, rng: np.random.Generator, quality: int = 88) -> bytes:
+    """Draw the scene as an RGB JPEG of ``px``×``px``: textured background,
+    jittered objects, Gaussian pixel noise. Same scene and generator state →
+    same bytes."""
+    img = _background(scene, px, rng)
+    draw = ImageDraw.Draw(img)
+    jitter = CENTRE_JITTER * px * (1 - 2 * GRID_MARGIN) / 3
     for o in sorted(scene.objects, key=lambda o: -o.radius):
-        col, row = POSITIONS[o.position]
-        cx = (col + 0.5) * cell + rng.uniform(-0.12, 0.12) * cell
-        cy = (row + 0.5) * cell + rng.uniform(-0.12, 0.12) * cell
-        fill = tuple(int(np.clip(c + rng.integers(-15, 16), 0, 255)) for c in COLOURS[o.colour])
+        x0, y0 = grid_centre(o.position, px)
+        cx = x0 + rng.uniform(-jitter, jitter)
+        cy = y0 + rng.uniform(-jitter, jitter)
+        fill = tuple(
+            int(np.clip(c + rng.integers(-FILL_JITTER, FILL_JITTER + 1), 0, 255))
+            for c in COLOURS[o.colour]
+        )
         r = o.radius
         if o.shape == "circle":
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
@@ -257,8 +294,6 @@ def render_scene(scene: Scene, px: int, rng: np.random.Generator, quality: int =
             turn = float(rng.uniform(-0.15, 0.15))
             draw.polygon(_polygon(o.shape, cx, cy, r, turn), fill=fill)
     arr = np.asarray(img, dtype=np.float32)
-    if scene.texture == "gradient":
-        arr = arr - np.linspace(0, 25, px, dtype=np.float32)[None, :, None]
     arr = arr + rng.normal(0.0, 6.0, size=arr.shape).astype(np.float32)
     out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
     buf = io.BytesIO()
@@ -386,3 +421,30 @@ def counterfactual(scene: Scene, sentences: list[str], rng: np.random.Generator)
         if (after.cmi, after.sc) != (before.cmi, before.sc):
             return changed, after
     return None
+
+
+# --------------------------------------------------------------------------- truth file
+
+
+def read_scenes(path: str | Path) -> dict[str, Scene]:
+    """pair_id -> Scene from the sample world's ``scenes.jsonl`` (rows without a pair are
+    skipped; an empty file means no ground truth, as for real corpora)."""
+    path = Path(path)
+    out = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise CmiscError(f"{path}: cannot read the ground-truth scenes ({e})") from e
+    for n, line in enumerate(lines, 1):
+        try:
+            d = json.loads(line)
+            if d.get("pair_id"):
+                out[d["pair_id"]] = Scene.from_json(d["scene"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise CmiscError(f"{path}:{n}: not a scene record ({e})") from e
+    return out
+
+
+def sentences_of(row: dict) -> list[str]:
+    """The labelled sentences of a pairs row (titles are not labelled text)."""
+    return [s for block in row["text_blocks"] for s in block["sentences"]]

@@ -135,6 +135,7 @@ def _default_sizes() -> dict[str, dict[str, int]]:
         "tiny": {"wiki_articles": 8, "bbc_stories": 12, "coco_images": 12, "labelled": 20},
         "small": {"wiki_articles": 40, "bbc_stories": 80, "coco_images": 60, "labelled": 150},
         "default": {"wiki_articles": 220, "bbc_stories": 650, "coco_images": 320, "labelled": 726},
+        "heldout": {"wiki_articles": 540, "bbc_stories": 1580, "coco_images": 250, "labelled": 1758},
     }
 
 
@@ -148,6 +149,17 @@ class SampleConfig:
     # labelled = Wikipedia + BBC pairs with labels; the coco stage adds its own
     # 100 (paper: 726 + 100 = 826).
     sizes: dict = field(default_factory=_default_sizes)
+
+
+@dataclass
+class HeldoutConfig:
+    """The ``heldout`` section of params.yaml: a second labelled world, from its own
+    seed, that no training or selection sees; every system is scored on all of it."""
+
+    seed: int = 271828  # base.seed is the main world's
+    size: str = "heldout"  # a key of sample.sizes
+    coco_labelled: int = 242  # COCO's share at the paper's ratio, 100 of 826
+    out: str = "data/heldout"
 
 
 def check_config(cfg: SampleConfig, size: str) -> dict[str, int]:

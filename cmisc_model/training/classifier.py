@@ -164,7 +164,7 @@ class LabelledDataset(AutoencoderDataset):
     autoencoder's items and ``collate`` are reused unchanged.
     """
 
-    def __init__(self, rows, vocab, normaliser, image_size, train, resize_factor=1.15, hflip=True, seed=0):
+    def __init__(self, rows, vocab, normaliser, image_size, train, resize_factor=1.0, hflip=True, seed=0):
         super().__init__(rows, vocab, normaliser, image_size, train, resize_factor, hflip, seed)
         self.rows = list(rows)
         self.cmi = [S.cmi_class(r["cmi"]) if r.get("cmi") is not None else 0 for r in rows]
@@ -576,13 +576,13 @@ def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: Classifi
             "n_train": len(train_ds), "n_val": len(val_ds), "seconds": time.perf_counter() - t0}
 
 
-def prediction_rows(system: str, repeat: int, test_rows: list[dict], probs: dict) -> list[dict]:
+def prediction_rows(system: str, repeat: int, test_rows: list[dict], probs: dict, split: str = "test") -> list[dict]:
     rows = []
     for r in test_rows:
         cmi_p, sc_p = probs[r["pair_id"]]
         rows.append({
             "system": system, "repeat": repeat, "pair_id": r["pair_id"], "source": r.get("source"),
-            "split": "test", "cmi_true": S.cmi_class(r["cmi"]), "sc_true": S.sc_class(r["sc"]),
+            "split": split, "cmi_true": S.cmi_class(r["cmi"]), "sc_true": S.sc_class(r["sc"]),
             "cmi_pred": max(range(len(cmi_p)), key=cmi_p.__getitem__),
             "sc_pred": max(range(len(sc_p)), key=sc_p.__getitem__),
             "cmi_prob": cmi_p, "sc_prob": sc_p,
@@ -590,18 +590,35 @@ def prediction_rows(system: str, repeat: int, test_rows: list[dict], probs: dict
     return rows
 
 
-def test_summary(test_mean: dict, predictions: list[dict], system: str) -> dict:
+def test_summary(metrics: dict, predictions: list[dict], system: str) -> dict:
     """Per task: test accuracy, mean over the K repeats, and how many points it drops with the
-    test images shuffled among test items (the evaluate stage's ``mean``, ``shuffled_drop``)."""
-    shuffled = [r for r in predictions if r["system"] == f"{system}:images_shuffled"]
+    test images shuffled among test items (the evaluate stage's ``mean``, ``shuffled_drop``);
+    the held-out world's mean accuracies under ``heldout`` when it was scored."""
+    out = _split_summary(metrics["test_mean"], predictions, system, "test")
+    if "heldout_mean" in metrics:  # the means only: `dvc metrics show` stays one screen
+        out["heldout"] = {t: round(metrics["heldout_mean"][f"{t}_accuracy"], 4) for t in TASKS}
+    return out
+
+
+def _split_summary(means: dict, predictions: list[dict], system: str, split: str) -> dict:
+    shuffled = [r for r in predictions if r["system"] == f"{system}:images_shuffled" and r["split"] == split]
     out = {}
     for t in TASKS:
-        mean = test_mean[f"{t}_accuracy"]
+        mean = means[f"{t}_accuracy"]
         out[t] = {"mean": round(mean, 4)}
         if shuffled:  # equal-sized repeats: the pooled accuracy is the mean over repeats
             acc = sum(r[f"{t}_pred"] == r[f"{t}_true"] for r in shuffled) / len(shuffled)
             out[t]["shuffled_drop"] = round(100 * (mean - acc), 4)
     return out
+
+
+@dataclass
+class _Heldout:
+    """The held-out world: its labelled rows (all scored by every repeat) and scenes."""
+
+    path: Path
+    rows: list[dict]
+    scenes: dict
 
 
 @dataclass
@@ -621,10 +638,22 @@ class _Stage:
     blank: Path  # the blank image of the images_blank ablation
     ablation_kinds: tuple[str, ...]
     progress: bool
+    heldout: _Heldout | None = None
     predictions: list[dict] = field(default_factory=list)
     counterfactuals: list[dict] = field(default_factory=list)
     per_repeat: list[dict] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+
+
+def _read_heldout(path: str | Path | None, truth: str | Path | None) -> _Heldout | None:
+    if path is None:
+        return None
+    rows = _labelled_rows(Path(path))
+    other = [r["pair_id"] for r in rows if r["split"] != "heldout"]
+    if not rows or other:
+        raise CmiscError(f"{path}: not a held-out set: {len(other)} of {len(rows)} rows have another split than "
+                         f"'heldout'{', e.g. ' + ', '.join(other[:3]) if other else ''}")
+    return _Heldout(Path(path), rows, read_scenes(truth) if truth else {})
 
 
 def _labelled_rows(labelled_path: Path) -> list[dict]:
@@ -647,22 +676,41 @@ def _predict_rows(st: _Stage, model: Classifier, rows: list[dict]) -> tuple[dict
 def _score_test(st: _Stage, k: int, model: Classifier, test_rows: list[dict]) -> list[dict]:
     """The test split, read only now: each item scored once by the selected model; then its
     ablations and counterfactuals -> repeat k's prediction rows of the intact test split."""
-    probs, failed = _predict_rows(st, model, test_rows)
+    return _score_split(st, k, model, test_rows, "test", st.ablation_kinds, st.scenes, st.labelled_path)
+
+
+def _score_split(st: _Stage, k: int, model: Classifier, rows: list[dict], split: str, kinds: tuple[str, ...],
+                 scenes: dict, where: Path) -> list[dict]:
+    """Score ``rows`` (split ``split``), the ablations ``kinds`` of them and, with ``scenes``,
+    their counterfactual texts; returns the intact rows' predictions."""
+    probs, failed = _predict_rows(st, model, rows)
     if failed:
-        raise CmiscError(f"{st.labelled_path}: repeat {k}: test image(s) of {', '.join(failed[:5])} "
+        raise CmiscError(f"{where}: repeat {k}: {split} image(s) of {', '.join(failed[:5])} "
                          "cannot be decoded, so they cannot be scored")
-    rows_k = prediction_rows(st.system, k, test_rows, probs)
+    rows_k = prediction_rows(st.system, k, rows, probs, split)
     st.predictions += rows_k
-    # What the selected model uses: the same test items with image or text taken away.
-    for kind in st.ablation_kinds:
-        ab = ablated_rows(test_rows, kind, st.seed + k, st.blank)
+    # What the selected model uses: the same items with image or text taken away.
+    for kind in kinds:
+        ab = ablated_rows(rows, kind, st.seed + k, st.blank)
         ab_probs, _ = _predict_rows(st, model, ab)
-        st.predictions += prediction_rows(f"{st.system}:{kind}", k, ab, ab_probs)
-    if st.scenes:
-        cf = counterfactual_rows(test_rows, st.scenes, st.seed + k)
+        st.predictions += prediction_rows(f"{st.system}:{kind}", k, ab, ab_probs, split)
+    if scenes:
+        cf = counterfactual_rows(rows, scenes, st.seed + k)
         cf_probs, _ = _predict_rows(st, model, cf)
-        st.counterfactuals += prediction_rows(f"{st.system}:counterfactual", k, cf, cf_probs)
+        st.counterfactuals += prediction_rows(f"{st.system}:counterfactual", k, cf, cf_probs, split)
     return rows_k
+
+
+def _score_heldout(st: _Stage, k: int, model: Classifier) -> dict | None:
+    """The held-out world scored by repeat k's model: intact, images shuffled (the ablation that
+    shows whether the image is read; the others stay on the test split, to keep the stage short)
+    and, with its scenes, counterfactual texts. Returns the intact accuracies."""
+    if st.heldout is None:
+        return None
+    h = st.heldout
+    kinds = ("images_shuffled",) if "images_shuffled" in st.ablation_kinds else ()
+    rows_k = _score_split(st, k, model, h.rows, "heldout", kinds, h.scenes, h.path)
+    return {f"{t}_accuracy": sum(r[f"{t}_pred"] == r[f"{t}_true"] for r in rows_k) / len(rows_k) for t in TASKS}
 
 
 def _save_model(st: _Stage, model: Classifier, best: dict) -> None:
@@ -695,12 +743,14 @@ def _run_repeat(st: _Stage, k: int, split_rows: list[dict], live_dir: str | Path
     rows_k = _score_test(st, k, model, test_rows)
     test_acc = {f"{t}_accuracy": sum(r[f"{t}_pred"] == r[f"{t}_true"] for r in rows_k) / len(rows_k)
                 for t in TASKS}
+    heldout_acc = _score_heldout(st, k, model)
     best = res["best"]
     st.per_repeat.append({
         "repeat": k, "selected_epoch": best["epoch"], "selected_step": best["step"],
         "val": {key: best[key] for key in ("cmi_accuracy", "sc_accuracy", "harmonic_mean", "loss")},
         "test": test_acc, "n_train": res["n_train"], "n_val": res["n_val"], "n_test": len(rows_k),
         "skipped_images": res["skipped_images"],
+        **({"heldout": heldout_acc} if heldout_acc is not None else {}),
         "history": res["history"],
     })
     log.info("%s repeat %d: selected epoch %d (val CMI %.3f SC %.3f); test CMI %.3f SC %.3f",
@@ -730,12 +780,14 @@ def _metrics(st: _Stage, repeats: int) -> dict:
     def mean(part: str, key: str) -> float:
         return sum(r[part][key] for r in st.per_repeat) / len(st.per_repeat)
 
-    return {
+    out = {
         "system": st.system, "init": st.init, "repeats": repeats, "train_fraction": st.params.train.train_fraction,
         "val_mean": {key: mean("val", key) for key in ("cmi_accuracy", "sc_accuracy")},
         "test_mean": {key: mean("test", key) for key in ("cmi_accuracy", "sc_accuracy")},
-        "per_repeat": st.per_repeat,
     }
+    if st.heldout is not None:
+        out["heldout_mean"] = {key: mean("heldout", key) for key in ("cmi_accuracy", "sc_accuracy")}
+    return {**out, "per_repeat": st.per_repeat}
 
 
 def _write_reports(st: _Stage, metrics: dict, live_dir: str | Path | None, repeats: int) -> None:
@@ -746,7 +798,7 @@ def _write_reports(st: _Stage, metrics: dict, live_dir: str | Path | None, repea
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     if live_dir is not None:
         with S.atomic_path(Path(live_dir) / "test.json") as tmp:
-            tmp.write_text(json.dumps(test_summary(metrics["test_mean"], st.predictions, st.system), indent=2) + "\n")
+            tmp.write_text(json.dumps(test_summary(metrics, st.predictions, st.system), indent=2) + "\n")
         # speed is not a result: beside the metrics, tracked by neither git nor DVC
         with S.atomic_path(Path(live_dir) / "timings.json") as tmp:
             tmp.write_text(json.dumps({"train_seconds": st.seconds}, indent=2) + "\n")
@@ -765,10 +817,12 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
                      repeats: int, seed: int, split_cfg: LabelledSplitConfig | None = None, no_ae: bool = False,
                      data_cfg: DataConfig | None = None, live_dir: str | Path | None = None,
                      device: str | None = None, progress: bool = False, truth: str | Path | None = None,
-                     ablation_kinds: tuple[str, ...] = ABLATIONS) -> dict:
+                     ablation_kinds: tuple[str, ...] = ABLATIONS, heldout: str | Path | None = None,
+                     heldout_truth: str | Path | None = None) -> dict:
     """The classifier stage: K repeats -> predictions.parquet (with the ablations), model.pt
     (repeat 0), metrics.json; with ``truth`` (the sample world's scenes.jsonl) also
-    counterfactual.parquet."""
+    counterfactual.parquet. ``heldout``: a held-out labelled file that every repeat's
+    selected model also scores (rows of split ``heldout``; ``heldout_truth`` its scenes)."""
     labelled_path, out_dir = Path(labelled_path), Path(out_dir)
     split_cfg = split_cfg or LabelledSplitConfig()
     system, init = (SYSTEM_NO_AE, "random") if no_ae else (SYSTEM_AE, "autoencoder")
@@ -782,7 +836,7 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
     blank_dir = tempfile.TemporaryDirectory()
     blank = write_blank_image(Path(blank_dir.name) / "blank.png", ae.cfg.image_size)
     st = _Stage(ae, params, data_cfg or DataConfig(), system, init, seed, dev, labelled_path, out_dir, scenes,
-                blank, ablation_kinds, progress)
+                blank, ablation_kinds, progress, _read_heldout(heldout, heldout_truth))
     for k in range(repeats):
         _run_repeat(st, k, repeat_split(rows, seed, k, split_cfg), live_dir)
     _write_predictions(st)
@@ -816,6 +870,8 @@ def run(args: argparse.Namespace) -> int:
     ae = args.autoencoder if args.autoencoder is not None else folder_from_params(args.vocab, args.params)
     metrics = train_classifier(args.labelled, ae, args.out, params, repeats, seed, split_cfg,
                                args.no_ae, data_cfg, args.live_dir, args.device, progress=True, truth=args.truth or None,
-                               ablation_kinds=() if args.no_ablations else ABLATIONS)
-    print(json.dumps({k: metrics[k] for k in ("system", "repeats", "val_mean", "test_mean")}, indent=2))
+                               ablation_kinds=() if args.no_ablations else ABLATIONS,
+                               heldout=args.heldout, heldout_truth=args.heldout_truth or None)
+    print(json.dumps({k: metrics[k] for k in ("system", "repeats", "val_mean", "test_mean", "heldout_mean")
+                      if k in metrics}, indent=2))
     return 0

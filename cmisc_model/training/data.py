@@ -7,9 +7,11 @@
   the input and the reconstruction target, in [-1, 1].
   A flip is label-safe only together with the text: the labels depend on
   left/right positions ("in the upper left"), so a flipped image gets its
-  text's left/right words swapped (``MIRROR_WORDS``). The random crop keeps
-  every object's centre in its third of the image (resize factor <= 1.15;
-  ``tests/test_augment.py`` checks both on rendered scenes).
+  text's left/right words swapped (``MIRROR_WORDS``). The crop must not
+  cut an object the text describes: at ``resize_factor`` 1 a square image is
+  only resized and a random crop moves along the longer side of other images
+  (``tests/test_augment.py`` checks both on rendered scenes;
+  ``sample_world/audit.py`` counts the labels a crop would make undecidable).
   Departure from 2017: 2017 squashed every image to 346x346 before the crop
   and put colour jitter into the reconstruction target too (original_impl.md
   §§5, 11); we keep the aspect ratio and use no colour jitter.
@@ -48,7 +50,9 @@ log = logging.getLogger(__name__)
 class DataConfig:
     """params ``autoencoder.data``."""
 
-    resize_factor: float = 1.15  # shorter side -> 1.15 x image_size before the crop (2017: 346/300)
+    # Shorter side -> resize_factor x image_size before the crop. 2017: 346/300 = 1.15,
+    # whose random crop can cut an object near the frame out of the image its text describes.
+    resize_factor: float = 1.0
     hflip: bool = True  # random horizontal flip when training, the text's left/right words mirrored with it
     # DataLoader worker processes (0 = decode in the training process). 0 on CPU:
     # decoding is ~1 % of a CPU step, and workers fight torch's spinning OpenMP
@@ -121,7 +125,7 @@ class AutoencoderDataset(Dataset):
     """
 
     def __init__(self, rows: Sequence[Mapping], vocab: Mapping[str, int], normaliser: TextNormaliser,
-                 image_size: int, train: bool, resize_factor: float = 1.15, hflip: bool = True,
+                 image_size: int, train: bool, resize_factor: float = 1.0, hflip: bool = True,
                  seed: int = 0):
         self.pair_ids = [r["pair_id"] for r in rows]
         self.paths = [r["image_path"] for r in rows]
