@@ -11,15 +11,11 @@ drop under shuffled images, the counterfactual texts and SC recall per class.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from cmisc_model import schemas as S
 from cmisc_model.errors import CmiscError
-
-
-def _f(x, digits: int = 3) -> str:
-    return "—" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+from cmisc_model.evaluation.metrics import fmt as _f
 
 
 def read_heldout(path: str | Path) -> list[dict]:

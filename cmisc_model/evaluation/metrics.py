@@ -129,3 +129,8 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     if v.size == 0:
         return (math.nan, math.nan)
     return (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan)
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A figure for a report table: ``digits`` decimals, — for a missing or NaN value."""
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"

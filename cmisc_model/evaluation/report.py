@@ -249,8 +249,7 @@ def score_system(rows: list[dict], cfg: EvaluateConfig, seed: int) -> tuple[dict
 
 # --------------------------------------------------------------------------- writing
 
-def _f(x, digits: int = 3) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+_f = M.fmt
 
 
 def _table3(results: dict, cfg: EvaluateConfig, missing: dict[str, str]) -> str:

@@ -646,18 +646,19 @@ class _Stage:
 
 
 def _read_heldout(path: str | Path | None, truth: str | Path | None) -> _Heldout | None:
+    from cmisc_model.evaluation.heldout import read_heldout
+
     if path is None:
         return None
-    rows = _labelled_rows(Path(path))
-    other = [r["pair_id"] for r in rows if r["split"] != "heldout"]
-    if not rows or other:
-        raise CmiscError(f"{path}: not a held-out set: {len(other)} of {len(rows)} rows have another split than "
-                         f"'heldout'{', e.g. ' + ', '.join(other[:3]) if other else ''}")
+    rows = _usable(read_heldout(path), Path(path))  # names the file when a row is not of split heldout
     return _Heldout(Path(path), rows, read_scenes(truth) if truth else {})
 
 
 def _labelled_rows(labelled_path: Path) -> list[dict]:
-    rows = S.read_table(labelled_path, S.LABELLED).to_pylist()
+    return _usable(S.read_table(labelled_path, S.LABELLED).to_pylist(), labelled_path)
+
+
+def _usable(rows: list[dict], labelled_path: Path) -> list[dict]:
     unusable = [r["pair_id"] for r in rows if r["image_status"] != "ok" or not r["image_path"]]
     if unusable:
         # Every test item must be scored once, and the classifier needs an image.
