@@ -233,6 +233,10 @@ def test_provenance_names_the_commit_and_only_code_or_params_changes_make_it_dir
     labelled = [{"source": "coco", "annotator": "sample-world-rules"}]
     clean = provenance(labelled, None)
     assert f"Git commit {commit};" in clean and "sample world" in clean and "coco 1" in clean
+    # the machine: CPU, cores, torch version and threads, as a reader needs them to rerun it
+    import torch
+
+    assert f"torch {torch.__version__} on " in clean and " cores, " in clean and "Machine: " in clean
     # what a pipeline run rewrites (and autostage stages) is not an uncommitted change
     for f in ("dvc.lock", "reports/report.md", "models/.gitignore"):
         (tmp_path / f).write_text("changed\n")

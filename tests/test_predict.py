@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from cmisc_model import cli
 from cmisc_model import schemas as S
@@ -146,6 +147,12 @@ def bad_cases(model_dir: Path, tmp: Path, image: Path, text: Path) -> dict[str, 
     broken_pt.mkdir()
     (broken_pt / "vocab.parquet").write_bytes((model_dir / "vocab.parquet").read_bytes())
     (broken_pt / "model.pt").write_bytes((model_dir / "model.pt").read_bytes()[:500])
+    older = tmp / "older"  # a model folder from a version of cmisc before the current model format
+    older.mkdir()
+    (older / "vocab.parquet").write_bytes((model_dir / "vocab.parquet").read_bytes())
+    state = torch.load(model_dir / "model.pt", weights_only=True)
+    state["format"] = "cmisc-classifier/0"
+    torch.save(state, older / "model.pt")
     m = ["--model", str(model_dir)]
     t = ["--text-file", str(text)]
     return {
@@ -158,6 +165,8 @@ def bad_cases(model_dir: Path, tmp: Path, image: Path, text: Path) -> dict[str, 
         "other vocabulary": (["--model", str(other_vocab), "--image", str(image), *t], "vocabulary"),
         "missing model.pt": (["--model", str(no_model), "--image", str(image), *t], "model.pt"),
         "truncated model.pt": (["--model", str(broken_pt), "--image", str(image), *t], "corrupt"),
+        "model of an older format": (["--model", str(older), "--image", str(image), *t],
+                                     "Rebuild it: dvc repro classifier"),
         "missing folder": (["--model", str(tmp / "none"), "--image", str(image), *t], "no such model"),
     }
 

@@ -128,6 +128,10 @@ def test_mismatched_or_corrupt_checkpoint_is_refused_with_what_differs(tmp_path)
     torch.save({"weights": torch.ones(1)}, other)
     with pytest.raises(CmiscError, match="other.pt: not a cmisc autoencoder checkpoint"):
         load_checkpoint(other)
+    older = tmp_path / "older.pt"  # an autoencoder from a version before the current format
+    torch.save({**torch.load(path, weights_only=True), "format": "cmisc-autoencoder/0"}, older)
+    with pytest.raises(CmiscError, match=r"older.pt: .*'cmisc-autoencoder/0'.*Rebuild it: dvc repro autoencoder"):
+        load_checkpoint(older)
 
 
 # --------------------------------------------------------------------------- training

@@ -812,7 +812,8 @@ def _write_metrics(system_metrics: dict, details: dict, out_dir: Path) -> list[P
 
 
 def provenance(labelled: list[dict], truth: str | Path | None) -> str:
-    """Which data the report is about (sample world or real corpora, sizes), the git commit and the params."""
+    """Which data the report is about (sample world or real corpora, sizes), the git commit, the params
+    and the machine (the training stages of one ``dvc repro`` ran on it too)."""
     import hashlib
     import subprocess
     from collections import Counter
@@ -835,8 +836,10 @@ def provenance(labelled: list[dict], truth: str | Path | None) -> str:
     sample = any(r.get("annotator") == "sample-world-rules" for r in labelled)
     sizes = ", ".join(f"{s} {n}" for s, n in sorted(Counter(r.get("source") for r in labelled).items()))
     data = "the generated sample world (labels from its rules)" if sample else "real corpora (human annotations)"
+    from cmisc_model.training.runtime import machine_line
+
     return (f"Data: {data}; {len(labelled)} labelled pairs ({sizes}). Git commit {commit}; params.yaml sha256 "
-            f"{phash}. Ground truth for the per-rule figures: {truth or 'none'}.")
+            f"{phash}. Machine: {machine_line()}. Ground truth for the per-rule figures: {truth or 'none'}.")
 
 
 def load_configs(params: str | Path = "params.yaml") -> tuple[EvaluateConfig, int, LabelledSplitConfig]:

@@ -84,7 +84,7 @@ from cmisc_model.training.data import (
 )
 from cmisc_model.training.determinism import make_deterministic
 from cmisc_model.training.optim import build_optimizer, build_scheduler
-from cmisc_model.training.runtime import Dist, amp_context, setup_distributed
+from cmisc_model.training.runtime import Dist, amp_context, machine, setup_distributed
 
 if TYPE_CHECKING:
     from dvclive import Live
@@ -727,7 +727,8 @@ def _end_live(run: _Run, summary: dict, grounding: dict | None, region_words: di
     # `dvc metrics diff` and `dvc exp show` do not report it as a change.
     with S.atomic_path(live_dir / "timings.json") as tmp:
         tmp.write_text(json.dumps({"train_seconds": round(run.train_s, 1), "train_samples_per_s":
-                                   round(summary["train_samples_per_s"], 2), "steps": run.step}, indent=2) + "\n")
+                                   round(summary["train_samples_per_s"], 2), "steps": run.step,
+                                   "machine": machine()}, indent=2) + "\n")
     if grounding is not None:
         _log_metrics(run, "grounding", grounding, plot=False)
     if region_words is not None:

@@ -112,13 +112,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as e:  # any unreadable file is bad input
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CmiscError(f"{path}: not a readable checkpoint (corrupt or truncated?): {first}") from e
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        fmt = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CmiscError(f"{path}: not a cmisc autoencoder checkpoint (format {fmt!r}, expected {FORMAT!r})")
+    check_format(state, path, FORMAT, "autoencoder", "dvc repro autoencoder (or cmisc train-ae)")
     missing = [k for k in ("config", "vocab_hash", "model", "step") if k not in state]
     if missing:
         raise CmiscError(f"{path}: checkpoint lacks {missing}")
     return state
+
+
+def check_format(state: Any, path: str | Path, expected: str, what: str, rebuild: str) -> None:
+    """Refuse a file of another format. One of an older version of the same family (a model
+    from before the model or its data changed) gets the command that rebuilds it."""
+    fmt = state.get("format") if isinstance(state, dict) else type(state).__name__
+    if fmt == expected:
+        return
+    family = expected.rsplit("/", 1)[0] + "/"
+    if isinstance(fmt, str) and fmt.startswith(family):
+        raise CmiscError(f"{path}: a {what} model of format {fmt!r}, written by another version of cmisc; "
+                         f"this one reads {expected!r}. Rebuild it: {rebuild}")
+    raise CmiscError(f"{path}: not a cmisc {what} checkpoint (format {fmt!r}, expected {expected!r})")
 
 
 def check_compatible(state: Mapping, config: ModelConfig | Mapping, vocab_hash: str | None,

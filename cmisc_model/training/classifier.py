@@ -82,6 +82,7 @@ from cmisc_model.models.encoders import ArticleEncoder, EncodedParts, load_word2
 from cmisc_model.text.normalise import TextConfig, TextNormaliser
 from cmisc_model.training.autoencoder import AutoencoderParams
 from cmisc_model.training.checkpoint import (
+    check_format,
     load_checkpoint,
     model_config,
     plain_config,
@@ -96,7 +97,7 @@ from cmisc_model.training.data import (
 )
 from cmisc_model.training.determinism import make_deterministic
 from cmisc_model.training.optim import build_optimizer, build_scheduler
-from cmisc_model.training.runtime import amp_context, setup_distributed
+from cmisc_model.training.runtime import amp_context, machine, setup_distributed
 
 if TYPE_CHECKING:
     from dvclive import Live
@@ -380,9 +381,7 @@ def load_classifier_checkpoint(path: str | Path) -> dict:
     except Exception as e:  # any unreadable file is bad input
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CmiscError(f"{path}: not a readable checkpoint (corrupt or truncated?): {first}") from e
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        fmt = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CmiscError(f"{path}: not a cmisc classifier checkpoint (format {fmt!r}, expected {FORMAT!r})")
+    check_format(state, path, FORMAT, "classifier", "dvc repro classifier (or cmisc train-cl)")
     missing = [k for k in ("config", "classifier", "text", "vocab_hash", "model") if k not in state]
     if missing:
         raise CmiscError(f"{path}: checkpoint lacks {missing}")
@@ -802,7 +801,7 @@ def _write_reports(st: _Stage, metrics: dict, live_dir: str | Path | None, repea
             tmp.write_text(json.dumps(test_summary(metrics, st.predictions, st.system), indent=2) + "\n")
         # speed is not a result: beside the metrics, tracked by neither git nor DVC
         with S.atomic_path(Path(live_dir) / "timings.json") as tmp:
-            tmp.write_text(json.dumps({"train_seconds": st.seconds}, indent=2) + "\n")
+            tmp.write_text(json.dumps({"train_seconds": st.seconds, "machine": machine()}, indent=2) + "\n")
     config = {"system": st.system, "autoencoder": str(ae.path), "classifier": dataclasses.asdict(params.model),
               "train": dataclasses.asdict(params.train), "model": plain_config(ae.cfg),
               "text": plain_config(ae.text_cfg), "vocab_hash": ae.vocab_hash, "seed": st.seed, "repeats": repeats}

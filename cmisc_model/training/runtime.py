@@ -1,17 +1,22 @@
 """Where a training run executes: torchrun's ranks, the device, mixed precision.
 
 Both training stages (autoencoder and classifier) start through
-``setup_distributed`` and run their forward passes under ``amp_context``.
+``setup_distributed`` and run their forward passes under ``amp_context``;
+``machine`` describes the host for timings and the evaluation report.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
+import sys
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+
+from cmisc_model.training.determinism import thread_count
 
 
 @dataclass
@@ -57,3 +62,33 @@ def amp_context(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _cpu_name() -> str:
+    try:  # Linux names the CPU model here; platform.processor() is often empty there
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine() -> dict:
+    """The host a run executes on: CPU, usable cores, torch threads, versions, GPU.
+
+    ``threads`` is what the training stages use (``determinism.thread_count``):
+    two runs compare only at the same threads, since the sums of a parallel
+    kernel may be taken in another order."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": _cpu_name(), "cores": cores, "threads": thread_count(), "torch": torch.__version__,
+            "python": sys.version.split()[0], "gpu": gpu}
+
+
+def machine_line(m: dict | None = None) -> str:
+    """``machine()`` in one sentence, for reports."""
+    m = m or machine()
+    gpu = f"GPU {m['gpu']}" if m.get("gpu") else "no GPU"
+    return (f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} on {m['threads']} threads, "
+            f"Python {m['python']}, {gpu}")
