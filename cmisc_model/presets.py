@@ -27,7 +27,6 @@ PRESETS: dict[str, dict[str, object]] = {
         "autoencoder.model.image_loss_weight": 1.0,
         "autoencoder.model.matching_weight": 0.0,
         "autoencoder.model.region_words_weight": 0.0,
-        "autoencoder.train.region_words_steps": 0,
         "autoencoder.train.optimizer": "sgd",
         "autoencoder.train.lr": 0.1,
         "autoencoder.train.weight_decay": 0.0,

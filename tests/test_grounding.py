@@ -124,24 +124,3 @@ def colour_named(model, rows: list, vocab: dict, batch: dict) -> float:
     said = logits[torch.arange(len(rows)), cells].argmax(dim=1)  # 0 red, 1 blue
     truth = torch.tensor([int(r["text_blocks"][0]["sentences"][0].startswith("blue")) for r in rows])
     return float((said == truth).float().mean())
-
-
-def test_region_word_phase_teaches_the_image_encoder_and_leaves_where_sentences_look(tmp_path):
-    """``teach_regions`` (after grounding): trains the image encoder and the word experts on
-    region word prediction alone, so each square's region names its colour; ``where`` and
-    ``what`` (grounding's) stay as they were."""
-    from cmisc_model.training.grounding import teach_regions
-
-    torch.manual_seed(0)
-    rows, vocab, ds = world(tmp_path)
-    model = Autoencoder(tiny_config(vocab_size=len(vocab), image_size=48))
-    ground(model, ds, 60, 16, 0.01, 0, torch.device("cpu"))
-    where = model.encoder.where.weight.clone()
-    what = model.encoder.what.weight.clone()
-    cnn = model.encoder.image.cnn.blocks[0].weight.clone()
-    first = teach_regions(model, ds, 4, 16, 0.0, 0, torch.device("cpu"))  # lr 0: the loss before
-    out = teach_regions(model, ds, 80, 16, 0.01, 0, torch.device("cpu"))
-    assert out["loss"] < first["loss"] - 0.5, (first, out)
-    assert torch.equal(model.encoder.where.weight, where) and torch.equal(model.encoder.what.weight, what)
-    assert not torch.equal(model.encoder.image.cnn.blocks[0].weight, cnn)
-    assert colour_named(model, rows, vocab, collate([ds[i] for i in range(len(ds))])) > 0.9

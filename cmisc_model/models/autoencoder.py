@@ -27,8 +27,7 @@ the region (a linear map to the vocabulary) and the word before and after each
 word. The neighbours explain the sentence's form ("is shown in the"), so the
 region's gradient comes from the words only the image can tell (which colour,
 which shape); with the region alone, function words' residuals led the CNN's
-gradient and shapes were never learnt on the sample world. After training, a phase on
-this loss alone teaches the image encoder shapes (``grounding.teach_regions``).
+gradient and shapes were never learnt on the sample world.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""Grounding: teach the sentences where to look and what to expect there, on the unlabelled corpus;
-and the region word phase (``teach_regions``, below), which teaches the regions what stands there.
+"""Grounding: teach the sentences where to look and what to expect there, on the unlabelled corpus.
 
 A phase at the end of autoencoder training (departure from 2017;
 cross-attention fusion only). The image encoder is fixed: every training
@@ -84,65 +83,3 @@ def ground(model, ds: AutoencoderDataset, epochs: int, batch_size: int, lr: floa
                      epoch + 1, epochs, last["loss"], batch_size, last["accuracy"])
     model.eval()
     return last
-
-
-def teach_regions(model, ds: AutoencoderDataset, steps: int, batch_size: int, lr: float, seed: int,
-                  device: torch.device, progress: bool = False) -> dict:
-    """The region word phase (departure from 2017): train the image encoder and the two
-    word experts of ``model`` (an Autoencoder with region word prediction) on region word
-    prediction alone, for ``steps`` steps of ``ds`` (augmented), with where each sentence looks
-    fixed (as training left it: on the sample world 99.5 % of mentions look at their own cell).
-    -> {"loss"} (mean over the last 50 steps).
-
-    Why a phase of its own: in the joint loss the CNN's gradient is led by reconstruction and
-    colour, and a region's shape words stayed near chance (its likeliest shape word right 0.25
-    of the time, chance 0.17); trained on region words alone, with the neighbours' expert
-    explaining the sentence's form, 0.57 after 700 steps (sample world). The decoders
-    do not train here, so the autoencoder is validated again afterwards (its image MSE rises)."""
-    from torch.utils.data import DataLoader
-
-    from cmisc_model.training.data import BucketBatchSampler, collate
-
-    enc = model.encoder
-    params = [*enc.image.parameters(), *enc.region_words.parameters(), *enc.word_context.parameters()]
-    params = [p for p in params if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    sampler = BucketBatchSampler(ds.lengths(), batch_size, True, seed + 1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc="region words", unit="step", leave=False)
-    model.train()
-    step, epoch, recent = 0, 0, []
-    while step < steps:
-        sampler.set_epoch(epoch)
-        ds.set_epoch(epoch)
-        epoch += 1
-        for batch in DataLoader(ds, batch_sampler=sampler, collate_fn=collate):
-            if not batch["pair_ids"]:
-                continue
-            images, tokens = batch["images"].to(device), batch["tokens"].to(device)
-            _, regions = enc.image(images)  # (B, G*G, D_i)
-            with torch.no_grad():
-                look, claim = enc.ground(tokens)  # (B, S, G*G) fixed
-            # the loss reads only where each sentence looks and the regions; the rest fills the tuple
-            parts = EncodedParts(regions[:, 0], enc.drop(regions), claim, (tokens != 0).any(dim=2), look, claim)
-            loss = model.region_words(parts, tokens)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
-            step += 1
-            recent = (recent + [loss.item()])[-50:]
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step >= steps:
-                break
-    if bar is not None:
-        bar.close()
-    out = {"loss": sum(recent) / max(len(recent), 1)}
-    log.info("region word phase: %d steps, loss %.3f", steps, out["loss"])
-    model.eval()
-    return out

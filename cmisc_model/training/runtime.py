@@ -66,9 +66,10 @@ def amp_context(device: torch.device):
 
 def _cpu_name() -> str:
     try:  # Linux names the CPU model here; platform.processor() is often empty there
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
