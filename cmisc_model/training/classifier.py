@@ -75,6 +75,7 @@ from cmisc_model.evaluation.ablations import (
     read_scenes,
     write_blank_image,
 )
+from cmisc_model.evaluation.metrics import accuracy
 from cmisc_model.models.autoencoder import encoder_state_from_autoencoder
 from cmisc_model.models.classifier import Classifier
 from cmisc_model.models.config import ClassifierConfig, ModelConfig
@@ -710,7 +711,8 @@ def _score_heldout(st: _Stage, k: int, model: Classifier) -> dict | None:
     h = st.heldout
     kinds = ("images_shuffled",) if "images_shuffled" in st.ablation_kinds else ()
     rows_k = _score_split(st, k, model, h.rows, "heldout", kinds, h.scenes, h.path)
-    return {f"{t}_accuracy": sum(r[f"{t}_pred"] == r[f"{t}_true"] for r in rows_k) / len(rows_k) for t in TASKS}
+    return {f"{t}_accuracy": accuracy([r[f"{t}_true"] for r in rows_k], [r[f"{t}_pred"] for r in rows_k])
+            for t in TASKS}
 
 
 def _save_model(st: _Stage, model: Classifier, best: dict) -> None:
