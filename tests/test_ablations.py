@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from cmisc_model.evaluation.ablations import (
 )
 from cmisc_model.presets import PRESETS, apply, set_args
 from cmisc_model.sample_world import scenes as S
-from cmisc_model.training.scarcity import paired_t
+from cmisc_model.training.scarcity import paired_t, per_repeat, stage_metrics
 
 
 def rows_with_scenes(n=8, seed=0):
@@ -101,3 +102,13 @@ def test_paired_t_over_repeats():
     t = paired_t([0.8, 0.82, 0.79], [0.6, 0.65, 0.61])
     assert t["mean_diff"] == pytest.approx((0.2 + 0.17 + 0.18) / 3) and t["p"] < 0.01
     assert paired_t([0.5], [0.4])["p"] is None
+
+
+def test_scarcity_takes_the_first_k_repeats_of_a_classifier_stage(tmp_path):
+    """Fraction 1 of the curve is the classifier stage's run on the curve's K splits, when it has them."""
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"per_repeat": [{"repeat": k, "test": {"cmi_accuracy": 0.5 + k / 10,
+                                                                      "sc_accuracy": 0.6}} for k in range(5)]}))
+    assert [round(a, 2) for a in per_repeat(stage_metrics(path, 3), "cmi", 3)] == [0.5, 0.6, 0.7]
+    assert stage_metrics(path, 6) is None  # fewer repeats than the curve needs: retrained
+    assert stage_metrics(tmp_path / "missing.json", 3) is None

@@ -59,7 +59,7 @@ def project(tmp_path_factory):
                                           small_cnn_channels=[8, 8], thumb_size=8, decoder_maps=[4, 3])
     params["autoencoder"]["train"].update(epochs=1, checkpoint_every=1000)
     params["classifier"]["train"].update(epochs=1, no_ae_epochs=1)
-    params["scarcity"].update(fractions=[0.5, 1.0])
+    params["scarcity"].update(fractions=[0.5, 1.0], repeats=1)
     params["baselines"].update(repeats=1, cv_folds=2, svm_c_grid=[0.01, 1.0])
     params["evaluate"].update(bootstrap=200)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

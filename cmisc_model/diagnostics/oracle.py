@@ -169,12 +169,12 @@ def run_oracle(labelled_path, ae_dir, truth, mode: str, params_path="params.yaml
         AutoencoderParams,
         ClassifierParams,
         LabelledDataset,
-        cache_parts,
         evaluate_split,
         read_autoencoder,
         train_repeat,
     )
     from cmisc_model.training.determinism import make_deterministic
+    from cmisc_model.training.features import cache_parts
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")

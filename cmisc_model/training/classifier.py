@@ -97,6 +97,13 @@ from cmisc_model.training.data import (
     eval_loader,
 )
 from cmisc_model.training.determinism import make_deterministic
+from cmisc_model.training.features import (
+    PartsMemo,
+    cached_batch,
+    cached_probs,
+    encoded_images,
+    freeze_feature_parts,
+)
 from cmisc_model.training.optim import build_optimizer, build_scheduler
 from cmisc_model.training.runtime import amp_context, machine, setup_distributed
 
@@ -179,8 +186,10 @@ class LabelledDataset(AutoencoderDataset):
 
 @torch.no_grad()
 def predict_probs(model: Classifier, ds: AutoencoderDataset, batch_size: int, device: torch.device,
-                  progress: bool = False) -> tuple[dict[str, tuple[list[float], list[float]]], list[str]]:
-    """Eval-mode probabilities per pair: ``({pair_id: (cmi_prob[5], sc_prob[5])}, undecodable pair ids)``."""
+                  progress: bool = False, images: dict | None = None,
+                  ) -> tuple[dict[str, tuple[list[float], list[float]]], list[str]]:
+    """Eval-mode probabilities per pair: ``({pair_id: (cmi_prob[5], sc_prob[5])}, undecodable pair ids)``.
+    ``images``: this model's image encoder output per image file (``features.encoded_images``)."""
     was_training = model.training
     model.eval()
     out: dict[str, tuple[list[float], list[float]]] = {}
@@ -191,9 +200,13 @@ def predict_probs(model: Classifier, ds: AutoencoderDataset, batch_size: int, de
         bar = tqdm(total=len(ds), desc="predict", unit="pair")
     for batch in eval_loader(ds, batch_size):
         if batch["pair_ids"]:
-            images, tokens = batch["images"].to(device), batch["tokens"].to(device)
+            tokens = batch["tokens"].to(device)
             with amp_context(device):
-                res = model(images, tokens)
+                if images is None:
+                    res = model(batch["images"].to(device), tokens)
+                else:
+                    seen = encoded_images(model.encoder, batch, images, device)
+                    res = model.from_parts(model.encoder.parts_with_image(*seen, tokens))
             cmi = torch.softmax(res.cmi_logits.float(), dim=1).cpu()  # (B, 5)
             sc = torch.softmax(res.sc_logits.float(), dim=1).cpu()  # (B, 5)
             for p, c, s in zip(batch["pair_ids"], cmi.tolist(), sc.tolist()):
@@ -205,80 +218,6 @@ def predict_probs(model: Classifier, ds: AutoencoderDataset, batch_size: int, de
     model.train(was_training)
     failed = [p for p in ds.pair_ids if p not in out]
     return out, failed
-
-
-@torch.no_grad()
-def cache_parts(encoder: ArticleEncoder, ds: AutoencoderDataset, batch_size: int, device: torch.device) -> list:
-    """Each item's encoder parts (eval mode, centre crop), computed once:
-    ``[(image, regions, sentences, look, claim, fit)]`` (the last three None for late fusion,
-    fit None without region word prediction)."""
-    was_training = encoder.training
-    encoder.eval()
-    cache: list = [None] * len(ds)
-    for batch in eval_loader(ds, batch_size):
-        if not batch["pair_ids"]:
-            continue
-        parts = encoder.encode_parts(batch["images"].to(device), batch["tokens"].to(device))
-        for b, i in enumerate(batch["indices"]):
-            n = int(parts.sentence_mask[b].sum())
-            regions = None if parts.regions is None else parts.regions[b]
-            look = None if parts.look is None else parts.look[b, :n]
-            claim = None if parts.claim is None else parts.claim[b, :n]
-            fit = None if parts.fit is None else parts.fit[b, :n]
-            cache[i] = (parts.image[b], regions, parts.sentences[b, :n], look, claim, fit)
-    encoder.train(was_training)
-    return cache
-
-
-def cached_batch(cache: list, indices: list[int], drop: torch.nn.Module) -> EncodedParts:
-    """Cached parts of ``indices`` -> one padded EncodedParts, with the encoder's dropout applied."""
-    S = max([cache[i][2].shape[0] for i in indices] + [1])
-    D = cache[indices[0]][2].shape[1]
-    sentences = cache[indices[0]][0].new_zeros(len(indices), S, D)  # (B, S, D_s)
-    mask = torch.zeros(len(indices), S, dtype=torch.bool, device=sentences.device)  # (B, S)
-    for b, i in enumerate(indices):
-        n = cache[i][2].shape[0]
-        sentences[b, :n], mask[b, :n] = cache[i][2], True
-    image = torch.stack([cache[i][0] for i in indices])  # (B, D_i)
-    regions = None if cache[indices[0]][1] is None else drop(torch.stack([cache[i][1] for i in indices]))
-
-    def padded(k: int) -> torch.Tensor | None:  # per-sentence field k of the cache, padded to S
-        if cache[indices[0]][k] is None:
-            return None
-        out = sentences.new_zeros(len(indices), S, cache[indices[0]][k].shape[1])
-        for b, i in enumerate(indices):
-            out[b, : cache[i][k].shape[0]] = cache[i][k]
-        return out
-
-    look, claim = padded(3), padded(4)
-    fit = padded(5) if len(cache[indices[0]]) > 5 else None
-    if claim is not None:
-        claim = drop(claim) * mask.unsqueeze(2)
-    return EncodedParts(drop(image), regions, drop(sentences) * mask.unsqueeze(2), mask, look, claim, fit)
-
-
-def freeze_feature_parts(model: Classifier) -> None:
-    """``freeze_features``: the image encoder, the word table and the sentence LSTM stop training."""
-    for part in (model.encoder.image, model.encoder.embed, model.encoder.sentence_lstm):
-        part.requires_grad_(False)
-
-
-@torch.no_grad()
-def cached_probs(model: Classifier, cache: list, ds: AutoencoderDataset, batch_size: int) -> dict:
-    """``predict_probs`` from cached parts (``freeze_features``): the same figures without
-    re-running the fixed CNN and sentence LSTM every epoch."""
-    was_training = model.training
-    model.eval()
-    kept = [i for i, c in enumerate(cache) if c is not None]
-    out = {}
-    for k in range(0, len(kept), batch_size):
-        idx = kept[k : k + batch_size]
-        res = model.from_parts(cached_batch(cache, idx, model.encoder.drop))
-        cmi, sc = torch.softmax(res.cmi_logits.float(), 1).cpu(), torch.softmax(res.sc_logits.float(), 1).cpu()
-        for b, i in enumerate(idx):
-            out[ds.pair_ids[i]] = (cmi[b].tolist(), sc[b].tolist())
-    model.train(was_training)
-    return out
 
 
 def evaluate_split(model: Classifier, ds: LabelledDataset, batch_size: int, device: torch.device,
@@ -429,13 +368,13 @@ def _repeat_rows(split_rows: list[dict], tc: ClassifierTrainConfig, seed: int) -
 
 
 def _cache_features(r: _Repeat, ae: AutoencoderFolder, train_rows: list[dict], normaliser: TextNormaliser,
-                    parts_transform) -> None:
-    """``freeze_features``: fix the feature parts and compute each item's encoder parts once."""
+                    parts_transform, memo: PartsMemo) -> None:
+    """``freeze_features``: fix the feature parts and take each item's encoder parts from ``memo``."""
     freeze_feature_parts(r.model)
     # centre crops, no flip: a cached item is seen the same way every epoch
     plain = LabelledDataset(train_rows, ae.vocab, normaliser, ae.cfg.image_size, False, ae.resize_factor)
-    r.cache = cache_parts(r.model.encoder, plain, r.tc.eval_batch_size, r.device)
-    r.val_cache = cache_parts(r.model.encoder, r.val_ds, r.tc.eval_batch_size, r.device)
+    r.cache = memo.cache(r.model.encoder, plain, r.tc.eval_batch_size, r.device)
+    r.val_cache = memo.cache(r.model.encoder, r.val_ds, r.tc.eval_batch_size, r.device)
     if parts_transform is not None:
         r.cache, r.val_cache = parts_transform(r.cache, plain), parts_transform(r.val_cache, r.val_ds)
     r.kept = [i for i, c in enumerate(r.cache) if c is not None]
@@ -534,10 +473,11 @@ def _validate_epoch(r: _Repeat, epoch: int, losses: list[float]) -> dict:
 
 def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: ClassifierParams, data_cfg: DataConfig,
                  init: str, seed: int, device: torch.device, live=None, progress: bool = False,
-                 parts_transform=None) -> dict:
+                 parts_transform=None, memo: PartsMemo | None = None) -> dict:
     """Train on ``train``, select on ``val``; returns the selected model's state and the history.
     ``parts_transform(cache, dataset) -> cache`` edits the cached parts before training
     (``freeze_features`` only; the oracle study, ``cmisc_model/diagnostics/oracle.py``).
+    ``memo``: the frozen encoder's parts of earlier repeats on the same autoencoder.
 
     The test rows are not touched here.
     """
@@ -556,7 +496,7 @@ def train_repeat(ae: AutoencoderFolder, split_rows: list[dict], params: Classifi
     if parts_transform is not None and not frozen:
         raise CmiscError("parts_transform edits cached parts: it needs freeze_features and the autoencoder")
     if frozen:
-        _cache_features(r, ae, train_rows, normaliser, parts_transform)
+        _cache_features(r, ae, train_rows, normaliser, parts_transform, memo or PartsMemo())
     _build_optimiser(r)
 
     best, best_state, history = None, None, []
@@ -639,6 +579,7 @@ class _Stage:
     ablation_kinds: tuple[str, ...]
     progress: bool
     heldout: _Heldout | None = None
+    memo: PartsMemo | None = None  # freeze_features: the encoder parts every repeat shares
     predictions: list[dict] = field(default_factory=list)
     counterfactuals: list[dict] = field(default_factory=list)
     per_repeat: list[dict] = field(default_factory=list)
@@ -667,24 +608,33 @@ def _usable(rows: list[dict], labelled_path: Path) -> list[dict]:
     return rows
 
 
-def _predict_rows(st: _Stage, model: Classifier, rows: list[dict]) -> tuple[dict, list[str]]:
-    """``predict_probs`` over ``rows`` read as the autoencoder reads them (centre crops)."""
-    ae = st.ae
+def _predict_rows(st: _Stage, model: Classifier, rows: list[dict], images: dict) -> tuple[dict, list[str]]:
+    """``predict_probs`` over ``rows`` read as the autoencoder reads them (centre crops); with a
+    frozen encoder from the stage's memo of encoder parts (the same figures, each input encoded
+    once), else with ``images``, the selected model's memo of encoded images."""
+    ae, bs = st.ae, st.params.train.eval_batch_size
     ds = LabelledDataset(rows, ae.vocab, TextNormaliser(ae.text_cfg), ae.cfg.image_size, False, ae.resize_factor)
-    return predict_probs(model, ds, st.params.train.eval_batch_size, st.device)
+    if st.memo is None:
+        return predict_probs(model, ds, bs, st.device, images=images)
+    probs = cached_probs(model, st.memo.cache(model.encoder, ds, bs, st.device), ds, bs)
+    return probs, [p for p in ds.pair_ids if p not in probs]
 
 
 def _score_test(st: _Stage, k: int, model: Classifier, test_rows: list[dict]) -> list[dict]:
     """The test split, read only now: each item scored once by the selected model; then its
-    ablations and counterfactuals -> repeat k's prediction rows of the intact test split."""
-    return _score_split(st, k, model, test_rows, "test", st.ablation_kinds, st.scenes, st.labelled_path)
+    ablations and counterfactuals (seed + k, as ``cmisc ablate --repeat k``) -> repeat k's
+    prediction rows of the intact test split."""
+    return _score_split(st, k, model, test_rows, "test", st.ablation_kinds, st.scenes, st.labelled_path,
+                        st.seed + k)
 
 
 def _score_split(st: _Stage, k: int, model: Classifier, rows: list[dict], split: str, kinds: tuple[str, ...],
-                 scenes: dict, where: Path) -> list[dict]:
+                 scenes: dict, where: Path, seed: int) -> list[dict]:
     """Score ``rows`` (split ``split``), the ablations ``kinds`` of them and, with ``scenes``,
-    their counterfactual texts; returns the intact rows' predictions."""
-    probs, failed = _predict_rows(st, model, rows)
+    their counterfactual texts (shuffles and edits drawn with ``seed``); returns the intact
+    rows' predictions."""
+    images: dict = {}  # the intact rows' encoded images serve the shuffled and counterfactual sets
+    probs, failed = _predict_rows(st, model, rows, images)
     if failed:
         raise CmiscError(f"{where}: repeat {k}: {split} image(s) of {', '.join(failed[:5])} "
                          "cannot be decoded, so they cannot be scored")
@@ -692,12 +642,12 @@ def _score_split(st: _Stage, k: int, model: Classifier, rows: list[dict], split:
     st.predictions += rows_k
     # What the selected model uses: the same items with image or text taken away.
     for kind in kinds:
-        ab = ablated_rows(rows, kind, st.seed + k, st.blank)
-        ab_probs, _ = _predict_rows(st, model, ab)
+        ab = ablated_rows(rows, kind, seed, st.blank)
+        ab_probs, _ = _predict_rows(st, model, ab, images)
         st.predictions += prediction_rows(f"{st.system}:{kind}", k, ab, ab_probs, split)
     if scenes:
-        cf = counterfactual_rows(rows, scenes, st.seed + k)
-        cf_probs, _ = _predict_rows(st, model, cf)
+        cf = counterfactual_rows(rows, scenes, seed)
+        cf_probs, _ = _predict_rows(st, model, cf, images)
         st.counterfactuals += prediction_rows(f"{st.system}:counterfactual", k, cf, cf_probs, split)
     return rows_k
 
@@ -705,12 +655,14 @@ def _score_split(st: _Stage, k: int, model: Classifier, rows: list[dict], split:
 def _score_heldout(st: _Stage, k: int, model: Classifier) -> dict | None:
     """The held-out world scored by repeat k's model: intact, images shuffled (the ablation that
     shows whether the image is read; the others stay on the test split, to keep the stage short)
-    and, with its scenes, counterfactual texts. Returns the intact accuracies."""
+    and, with its scenes, counterfactual texts. The shuffle and the edits are the same for every
+    repeat (seed ``base.seed``): the K models score one fixed set, and a frozen encoder encodes
+    it once. Returns the intact accuracies."""
     if st.heldout is None:
         return None
     h = st.heldout
     kinds = ("images_shuffled",) if "images_shuffled" in st.ablation_kinds else ()
-    rows_k = _score_split(st, k, model, h.rows, "heldout", kinds, h.scenes, h.path)
+    rows_k = _score_split(st, k, model, h.rows, "heldout", kinds, h.scenes, h.path, st.seed)
     return {f"{t}_accuracy": accuracy([r[f"{t}_true"] for r in rows_k], [r[f"{t}_pred"] for r in rows_k])
             for t in TASKS}
 
@@ -740,7 +692,7 @@ def _run_repeat(st: _Stage, k: int, split_rows: list[dict], live_dir: str | Path
 
         live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False)
     res = train_repeat(st.ae, split_rows, st.params, st.data_cfg, st.init, st.seed + k, st.device, live,
-                       st.progress)
+                       st.progress, memo=st.memo)
     model = res["model"]
     rows_k = _score_test(st, k, model, test_rows)
     test_acc = {f"{t}_accuracy": sum(r[f"{t}_pred"] == r[f"{t}_true"] for r in rows_k) / len(rows_k)
@@ -820,11 +772,13 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
                      data_cfg: DataConfig | None = None, live_dir: str | Path | None = None,
                      device: str | None = None, progress: bool = False, truth: str | Path | None = None,
                      ablation_kinds: tuple[str, ...] = ABLATIONS, heldout: str | Path | None = None,
-                     heldout_truth: str | Path | None = None) -> dict:
+                     heldout_truth: str | Path | None = None, memo: PartsMemo | None = None) -> dict:
     """The classifier stage: K repeats -> predictions.parquet (with the ablations), model.pt
     (repeat 0), metrics.json; with ``truth`` (the sample world's scenes.jsonl) also
     counterfactual.parquet. ``heldout``: a held-out labelled file that every repeat's
-    selected model also scores (rows of split ``heldout``; ``heldout_truth`` its scenes)."""
+    selected model also scores (rows of split ``heldout``; ``heldout_truth`` its scenes).
+    ``memo``: encoder parts already computed on this autoencoder (``freeze_features``; the
+    scarcity study shares one across its runs)."""
     labelled_path, out_dir = Path(labelled_path), Path(out_dir)
     split_cfg = split_cfg or LabelledSplitConfig()
     system, init = (SYSTEM_NO_AE, "random") if no_ae else (SYSTEM_AE, "autoencoder")
@@ -837,8 +791,9 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
     scenes = read_scenes(truth) if truth is not None else {}
     blank_dir = tempfile.TemporaryDirectory()
     blank = write_blank_image(Path(blank_dir.name) / "blank.png", ae.cfg.image_size)
+    memo = (memo or PartsMemo()) if params.train.freeze_features and not no_ae else None
     st = _Stage(ae, params, data_cfg or DataConfig(), system, init, seed, dev, labelled_path, out_dir, scenes,
-                blank, ablation_kinds, progress, _read_heldout(heldout, heldout_truth))
+                blank, ablation_kinds, progress, _read_heldout(heldout, heldout_truth), memo)
     for k in range(repeats):
         _run_repeat(st, k, repeat_split(rows, seed, k, split_cfg), live_dir)
     _write_predictions(st)

@@ -266,7 +266,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         return max(0, self.batches_per_epoch() - self.start)
 
 
-def eval_loader(ds: AutoencoderDataset, batch_size: int) -> DataLoader:
-    """Every item once, batches sorted by length, the last partial batch kept."""
-    sampler = BucketBatchSampler(ds.lengths(), batch_size, shuffle=False)
+def eval_loader(ds: AutoencoderDataset, batch_size: int, indices: Sequence[int] | None = None) -> DataLoader:
+    """Every item once (or the items ``indices``), batches sorted by length, the last partial batch kept."""
+    lengths = ds.lengths()
+    if indices is None:
+        sampler = BucketBatchSampler(lengths, batch_size, shuffle=False)
+    else:
+        some = BucketBatchSampler([lengths[i] for i in indices], batch_size, shuffle=False)
+        sampler = [[indices[j] for j in batch] for batch in some]
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=0)

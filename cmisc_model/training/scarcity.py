@@ -38,10 +38,13 @@ class ScarcityConfig:
     """The ``scarcity`` section of params.yaml."""
 
     fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
+    repeats: int | None = 3  # K splits per point (the first K of the classifier stages'); None = theirs
 
     def __post_init__(self):
         if not self.fractions or not all(0 < f <= 1 for f in self.fractions):
             raise ValueError(f"fractions must be shares in (0, 1], got {self.fractions}")
+        if self.repeats is not None and self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1 or null, got {self.repeats}")
 
 
 def paired_t(a: list[float], b: list[float]) -> dict:
@@ -60,13 +63,24 @@ def paired_t(a: list[float], b: list[float]) -> dict:
     return {"mean_diff": mean, "t": t, "p": float(2 * stats.t.sf(abs(t), n - 1)), "n": n}
 
 
-def per_repeat(metrics: dict, task: str) -> list[float]:
-    return [r["test"][f"{task}_accuracy"] for r in metrics["per_repeat"]]
+def per_repeat(metrics: dict, task: str, repeats: int) -> list[float]:
+    """Test accuracy of repeats 0..repeats-1 (a classifier stage's metrics may hold more)."""
+    return [r["test"][f"{task}_accuracy"] for r in metrics["per_repeat"] if r["repeat"] < repeats]
+
+
+def stage_metrics(path: Path | None, repeats: int) -> dict | None:
+    """A classifier stage's metrics.json, when it holds repeats 0..repeats-1 (fraction 1 is that run)."""
+    if path is None or not Path(path).exists():
+        return None
+    metrics = json.loads(Path(path).read_text())
+    return metrics if len(per_repeat(metrics, "cmi", repeats)) == repeats else None
 
 
 def run(labelled: Path, ae_dir: Path, out_dir: Path, fractions: list[float], params_path: Path,
-        full: dict[str, Path | None], device: str | None = None, vocab_dir: Path | None = None) -> dict:
-    """``vocab_dir``: where the no-AE system takes its vocabulary and Word2Vec (default: the AE folder)."""
+        full: dict[str, Path | None], device: str | None = None, vocab_dir: Path | None = None,
+        repeats: int | None = None) -> dict:
+    """``vocab_dir``: where the no-AE system takes its vocabulary and Word2Vec (default: the AE folder).
+    ``repeats``: K splits per point (default: the classifier stages' K)."""
     from cmisc_model.config import BaseConfig, load_section
     from cmisc_model.corpus.assemble import CorpusConfig
     from cmisc_model.evaluation.baselines import BaselinesConfig
@@ -76,28 +90,29 @@ def run(labelled: Path, ae_dir: Path, out_dir: Path, fractions: list[float], par
         folder_from_params,
         train_classifier,
     )
+    from cmisc_model.training.features import PartsMemo
 
     params = load_section(ClassifierParams, "classifier", params_path)
-    repeats = params.train.repeats or load_section(BaselinesConfig, "baselines", params_path).repeats
+    repeats = repeats or params.train.repeats or load_section(BaselinesConfig, "baselines", params_path).repeats
     seed = load_section(BaseConfig, "base", params_path).seed
     split_cfg = load_section(CorpusConfig, "corpus", params_path).labelled
     data_cfg = load_section(AutoencoderParams, "autoencoder", params_path).data
     result: dict = {"repeats": repeats, "fractions": {}}
+    memo = PartsMemo()  # the AE runs share one frozen encoder: each labelled item is encoded once
     with tempfile.TemporaryDirectory() as tmp:
         for fraction in fractions:
             entry = {}
             for system, no_ae in (("classifier", False), ("classifier_no_ae", True)):
-                given = full.get(system) if fraction == 1.0 else None
-                if given is not None and Path(given).exists():
-                    metrics = json.loads(Path(given).read_text())
-                else:
+                metrics = stage_metrics(full.get(system), repeats) if fraction == 1.0 else None
+                if metrics is None:
                     p = dataclasses.replace(params, train=dataclasses.replace(params.train, train_fraction=fraction))
                     log.info("scarcity: %s at %.0f%% of the training labels, %d repeat(s)", system, 100 * fraction,
                              repeats)
                     source = folder_from_params(vocab_dir, params_path) if no_ae and vocab_dir else ae_dir
                     metrics = train_classifier(labelled, source, Path(tmp) / f"{system}-{fraction}", p, repeats, seed,
-                                               split_cfg, no_ae, data_cfg, device=device, ablation_kinds=())
-                entry[system] = {t: per_repeat(metrics, t) for t in TASKS}
+                                               split_cfg, no_ae, data_cfg, device=device, ablation_kinds=(),
+                                               memo=None if no_ae else memo)
+                entry[system] = {t: per_repeat(metrics, t, repeats) for t in TASKS}
             entry["ae_minus_no_ae"] = {t: paired_t(entry["classifier"][t], entry["classifier_no_ae"][t]) for t in TASKS}
             result["fractions"][f"{fraction:g}"] = entry
     write(result, out_dir)
@@ -157,9 +172,10 @@ def cli_main(argv: list[str]) -> int:
     from cmisc_model.config import load_section
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    fractions = args.fractions or load_section(ScarcityConfig, "scarcity", args.params).fractions
-    result = run(args.labelled, args.autoencoder, args.out, fractions, args.params,
-                 {"classifier": args.full_ae, "classifier_no_ae": args.full_no_ae}, args.device, args.vocab)
+    cfg = load_section(ScarcityConfig, "scarcity", args.params)
+    result = run(args.labelled, args.autoencoder, args.out, args.fractions or cfg.fractions, args.params,
+                 {"classifier": args.full_ae, "classifier_no_ae": args.full_no_ae}, args.device, args.vocab,
+                 cfg.repeats)
     for f, entry in result["fractions"].items():
         d = entry["ae_minus_no_ae"]
         print(f"{f}: AE - no-AE: CMI {d['cmi']['mean_diff']:+.3f} (p {d['cmi']['p']}), "
