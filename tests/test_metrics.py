@@ -94,6 +94,20 @@ def test_bootstrap_is_seeded_and_contains_the_estimate():
     assert lo <= M.qw_kappa(t, p) <= hi
 
 
+@pytest.mark.parametrize("metric", [M.accuracy, M.macro_f1, M.qw_kappa])
+def test_bootstrap_from_confusions_equals_the_metric_on_each_resample(metric):
+    """The vectorised bootstrap gives each resample the value the metric itself gives it,
+    skewed sets included (a class never predicted, a resample with one class only)."""
+    rng = np.random.default_rng(3)
+    for m, classes in ((60, 5), (12, 2), (8, 1)):
+        t = rng.integers(0, classes, m)
+        p = np.where(rng.random(m) < 0.6, t, rng.integers(0, 3, m))
+        idx = rng.integers(0, m, size=(200, m))
+        fast = M.FROM_CONFUSIONS[metric](M.resampled_confusions(t, p, idx))
+        slow = np.array([metric(t[k], p[k]) for k in idx])
+        assert np.allclose(fast, slow, equal_nan=True, atol=1e-12)
+
+
 def test_mean_sd_over_repeats():
     mean, sd = M.mean_sd([0.5, 0.7])
     assert mean == pytest.approx(0.6) and sd == pytest.approx(math.sqrt(0.02))  # sample sd, ddof=1

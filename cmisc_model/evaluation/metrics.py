@@ -103,6 +103,41 @@ def per_class(y_true, y_pred, n_classes: int = N_CLASSES) -> dict[str, np.ndarra
 METRICS: dict[str, Metric] = {"accuracy": accuracy, "macro_f1": macro_f1, "kappa": qw_kappa}
 
 
+def resampled_confusions(t: np.ndarray, p: np.ndarray, idx: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Confusion counts (R, C, C) of the resamples ``idx`` (R, m) of the items (t, p)."""
+    R = idx.shape[0]
+    codes = t[idx] * n_classes + p[idx] + (n_classes * n_classes) * np.arange(R)[:, None]  # (R, m)
+    return np.bincount(codes.ravel(), minlength=R * n_classes * n_classes).reshape(R, n_classes, n_classes)
+
+
+def _accuracy_of(cm: np.ndarray) -> np.ndarray:
+    return np.trace(cm, axis1=1, axis2=2) / cm.sum(axis=(1, 2))
+
+
+def _macro_f1_of(cm: np.ndarray) -> np.ndarray:
+    """``macro_f1`` per confusion matrix: F1 = 2TP / (2TP + FP + FN) over the classes in truth ∪ prediction."""
+    tp = np.diagonal(cm, axis1=1, axis2=2).astype(float)  # (R, C)
+    truth, pred = cm.sum(axis=2), cm.sum(axis=1)  # (R, C) each
+    present = (truth + pred) > 0
+    f1 = np.where(present, 2 * tp / np.maximum(truth + pred, 1), 0.0)
+    return f1.sum(axis=1) / present.sum(axis=1)
+
+
+def _qw_kappa_of(cm: np.ndarray) -> np.ndarray:
+    """``qw_kappa`` per confusion matrix (sklearn's formula); NaN where the expected disagreement is 0."""
+    c = np.arange(cm.shape[1])
+    w = (c[:, None] - c[None, :]) ** 2  # (C, C)
+    truth, pred = cm.sum(axis=2), cm.sum(axis=1)  # (R, C)
+    expected = truth[:, :, None] * pred[:, None, :] / cm.sum(axis=(1, 2))[:, None, None]  # (R, C, C)
+    denominator = (w * expected).sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1 - (w * cm).sum(axis=(1, 2)) / denominator
+
+
+FROM_CONFUSIONS: dict[Metric, Callable[[np.ndarray], np.ndarray]] = {
+    accuracy: _accuracy_of, macro_f1: _macro_f1_of, qw_kappa: _qw_kappa_of}
+
+
 def bootstrap_ci(
     y_true, y_pred, metric: Metric = accuracy, n: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
@@ -115,7 +150,10 @@ def bootstrap_ci(
         return (math.nan, math.nan)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, t.size, size=(n, t.size))
-    values = np.array([metric(t[k], p[k]) for k in idx], dtype=float)
+    if metric in FROM_CONFUSIONS:  # all resamples at once: 1,000 x 2,000 items in milliseconds
+        values = FROM_CONFUSIONS[metric](resampled_confusions(t, p, idx))
+    else:
+        values = np.array([metric(t[k], p[k]) for k in idx], dtype=float)
     values = values[~np.isnan(values)]
     if values.size == 0:
         return (math.nan, math.nan)
