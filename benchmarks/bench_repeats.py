@@ -52,10 +52,11 @@ def main() -> None:
     p.add_argument("--fraction", type=float, default=0.5, help="share of the training labels per repeat")
     p.add_argument("--rounds", type=int, default=1, help="measure each setting this many times, keep the best")
     args = p.parse_args()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    from cmisc_model.training.runtime import machine_line
+    from cmisc_model.training.runtime import machine, machine_line
 
-    print(machine_line())
+    m = machine()
+    cores = m["cores"]
+    print(machine_line(m))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         settings = {
