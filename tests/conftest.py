@@ -8,12 +8,16 @@ only the tests that ask for the ``prefect`` fixture pay for it).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 # Before anything imports prefect.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="cmisc-prefect-home-")
+# Removed when pytest exits, so repeated runs do not fill the temporary disk.
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
