@@ -22,6 +22,7 @@ from cmisc_model.text.normalise import TextConfig
 from cmisc_model.training import classifier as TC
 from cmisc_model.training.checkpoint import plain_config, save_checkpoint
 from cmisc_model.training.data import DataConfig
+from cmisc_model.training.workers import pool_size
 
 SEED = 7
 WORDS = ["a", "red", "blue", "green", "ball", "box", "cat", "dog", "on", "under", "the", "big", "small"]
@@ -157,7 +158,8 @@ def test_model_selection_never_reads_the_test_split(world, tmp_path, monkeypatch
         return real(model, ds, *a, **kw)
 
     monkeypatch.setattr(TC, "evaluate_split", spy)
-    run(labelled, ae_dir, tmp_path / "noae", tiny_params(epochs=3), repeats=2, no_ae=True)
+    # one process: a spy cannot see into worker processes
+    run(labelled, ae_dir, tmp_path / "noae", tiny_params(epochs=3, parallel_repeats=1), repeats=2, no_ae=True)
     assert len(selected_on) == 2 * 3  # each epoch of each repeat
     for k in (0, 1):
         split = repeat_split(rows, SEED, k, LabelledSplitConfig())
@@ -167,6 +169,21 @@ def test_model_selection_never_reads_the_test_split(world, tmp_path, monkeypatch
             assert seen == val and not seen & test
     preds = read_predictions(tmp_path / "noae" / "predictions.parquet").to_pylist()
     assert {r["system"] for r in preds if ":" not in r["system"]} == {"classifier_no_ae"}
+
+
+@pytest.mark.skipif(pool_size(2, 3, "cpu") < 2, reason="needs 2 cores for 2 worker processes")
+def test_no_ae_repeats_in_worker_processes_equal_a_serial_run_on_their_threads(world, tmp_path, monkeypatch):
+    labelled, ae_dir = world
+    pooled = run(labelled, ae_dir, tmp_path / "pooled", tiny_params(parallel_repeats=2), repeats=3, no_ae=True)
+    monkeypatch.setenv("CMISC_THREADS", "1")  # what each of the two workers runs on
+    serial = run(labelled, ae_dir, tmp_path / "serial", tiny_params(parallel_repeats=1), repeats=3, no_ae=True)
+    assert [r["threads"] for r in pooled["per_repeat"]] == [1, 1, 1]
+    for a, b in zip(pooled["per_repeat"], serial["per_repeat"], strict=True):
+        assert a["repeat"] == b["repeat"] and a["history"] == b["history"] and a["test"] == b["test"]
+    assert read_predictions(tmp_path / "pooled" / "predictions.parquet").equals(
+        read_predictions(tmp_path / "serial" / "predictions.parquet"))
+    a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True)["model"] for d in ("pooled", "serial"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
 
 
 def test_selection_keeps_the_best_validation_epoch():

@@ -56,6 +56,7 @@ import random
 import shutil
 import tempfile
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -106,6 +107,7 @@ from cmisc_model.training.features import (
 )
 from cmisc_model.training.optim import build_optimizer, build_scheduler
 from cmisc_model.training.runtime import amp_context, machine, setup_distributed
+from cmisc_model.training.workers import repeat_pool
 
 if TYPE_CHECKING:
     from dvclive import Live
@@ -146,14 +148,18 @@ class ClassifierTrainConfig:
     # curve fit the CPU budget. Not used by --no-ae, where nothing is pretrained.
     freeze_features: bool = True
     no_ae_epochs: int = 5  # --no-ae trains the whole encoder from scratch: fewer, ~10x dearer epochs
+    # --no-ae on a CPU: repeats trained at once, one process each on its share of the cores
+    # (training/workers.py); 1 = one after another in this process on all cores. Another value
+    # changes each repeat's thread count, and so the last digits of its figures.
+    parallel_repeats: int = 2
 
     def __post_init__(self) -> None:
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError(f"train_fraction {self.train_fraction} is not in (0, 1]")
         if self.repeats is not None and self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
-        if self.epochs < 1 or self.lr_decay_epochs < 1 or self.no_ae_epochs < 1:
-            raise ValueError("epochs, no_ae_epochs and lr_decay_epochs must be >= 1")
+        if min(self.epochs, self.lr_decay_epochs, self.no_ae_epochs, self.parallel_repeats) < 1:
+            raise ValueError("epochs, no_ae_epochs, lr_decay_epochs and parallel_repeats must be >= 1")
 
 
 @dataclass
@@ -703,7 +709,7 @@ def _run_repeat(st: _Stage, k: int, split_rows: list[dict], live_dir: str | Path
         "repeat": k, "selected_epoch": best["epoch"], "selected_step": best["step"],
         "val": {key: best[key] for key in ("cmi_accuracy", "sc_accuracy", "harmonic_mean", "loss")},
         "test": test_acc, "n_train": res["n_train"], "n_val": res["n_val"], "n_test": len(rows_k),
-        "skipped_images": res["skipped_images"],
+        "skipped_images": res["skipped_images"], "threads": torch.get_num_threads(),
         **({"heldout": heldout_acc} if heldout_acc is not None else {}),
         "history": res["history"],
     })
@@ -718,6 +724,31 @@ def _run_repeat(st: _Stage, k: int, split_rows: list[dict], live_dir: str | Path
                 live.summary[f"selected/val_{key}"] = best[key]
             live.summary["selected/epoch"] = best["epoch"]
             live.end()
+
+
+def _pooled_repeat(st: _Stage, k: int, split_rows: list[dict], live_dir: str | Path | None) -> tuple:
+    """Repeat k in a worker process (``st`` is its own copy) -> what it adds to the stage."""
+    make_deterministic(st.seed)  # this process's threads (CMISC_THREADS); the repeat seeds itself
+    _run_repeat(st, k, split_rows, live_dir)
+    return st.predictions, st.counterfactuals, st.per_repeat, st.seconds
+
+
+def _run_repeats(st: _Stage, splits: list[list[dict]], live_dir: str | Path | None,
+                 pool: Executor | None) -> None:
+    """Every repeat, one after another or as jobs of ``pool``; merged in repeat order either way."""
+    if pool is None:
+        for k, split_rows in enumerate(splits):
+            _run_repeat(st, k, split_rows, live_dir)
+        return
+    job = dataclasses.replace(st, progress=False, predictions=[], counterfactuals=[], per_repeat=[], seconds=[])
+    futures = [pool.submit(_pooled_repeat, job, k, split_rows, live_dir) for k, split_rows in enumerate(splits)]
+    for k, future in enumerate(futures):
+        predictions, counterfactuals, per_repeat, seconds = future.result()
+        st.predictions += predictions
+        st.counterfactuals += counterfactuals
+        st.per_repeat += per_repeat
+        st.seconds += seconds
+        log.info("%s: repeat %d of %d done", st.system, k + 1, len(futures))
 
 
 def _write_predictions(st: _Stage) -> None:
@@ -772,13 +803,16 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
                      data_cfg: DataConfig | None = None, live_dir: str | Path | None = None,
                      device: str | None = None, progress: bool = False, truth: str | Path | None = None,
                      ablation_kinds: tuple[str, ...] = ABLATIONS, heldout: str | Path | None = None,
-                     heldout_truth: str | Path | None = None, memo: PartsMemo | None = None) -> dict:
+                     heldout_truth: str | Path | None = None, memo: PartsMemo | None = None,
+                     pool: Executor | None = None) -> dict:
     """The classifier stage: K repeats -> predictions.parquet (with the ablations), model.pt
     (repeat 0), metrics.json; with ``truth`` (the sample world's scenes.jsonl) also
     counterfactual.parquet. ``heldout``: a held-out labelled file that every repeat's
     selected model also scores (rows of split ``heldout``; ``heldout_truth`` its scenes).
     ``memo``: encoder parts already computed on this autoencoder (``freeze_features``; the
-    scarcity study shares one across its runs)."""
+    scarcity study shares one across its runs). ``pool``: worker processes for the repeats of a
+    trainable encoder (default: ``repeat_pool`` of ``parallel_repeats``); a frozen encoder's
+    repeats stay in this process, where they share ``memo``."""
     labelled_path, out_dir = Path(labelled_path), Path(out_dir)
     split_cfg = split_cfg or LabelledSplitConfig()
     system, init = (SYSTEM_NO_AE, "random") if no_ae else (SYSTEM_AE, "autoencoder")
@@ -794,8 +828,13 @@ def train_classifier(labelled_path: str | Path, ae_dir: str | Path, out_dir: str
     memo = (memo or PartsMemo()) if params.train.freeze_features and not no_ae else None
     st = _Stage(ae, params, data_cfg or DataConfig(), system, init, seed, dev, labelled_path, out_dir, scenes,
                 blank, ablation_kinds, progress, _read_heldout(heldout, heldout_truth), memo)
-    for k in range(repeats):
-        _run_repeat(st, k, repeat_split(rows, seed, k, split_cfg), live_dir)
+    splits = [repeat_split(rows, seed, k, split_cfg) for k in range(repeats)]
+    own = repeat_pool(params.train.parallel_repeats, repeats, dev) if memo is None and pool is None else None
+    try:
+        _run_repeats(st, splits, live_dir, None if memo is not None else pool or own)
+    finally:
+        if own is not None:
+            own.shutdown(cancel_futures=True)
     _write_predictions(st)
     blank_dir.cleanup()
     metrics = _metrics(st, repeats)

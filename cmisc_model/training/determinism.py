@@ -46,8 +46,12 @@ def thread_count(world: int = 1) -> int:
         if n < 1:
             raise ValueError(f"{THREADS_ENV} must be at least 1, got {n}")
         return n
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, world))
+    return max(1, available_cores() // max(1, world))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def make_deterministic(seed: int, world: int = 1) -> dict:

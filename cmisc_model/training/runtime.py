@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from cmisc_model.training.determinism import thread_count
+from cmisc_model.training.determinism import available_cores, thread_count
 
 
 @dataclass
@@ -51,8 +51,7 @@ def setup_distributed(device: str | None = None) -> Dist:
             dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // world))
+        torch.set_num_threads(max(1, available_cores() // world))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Dist(rank, world, dev)
@@ -81,7 +80,7 @@ def machine() -> dict:
     ``threads`` is what the training stages use (``determinism.thread_count``):
     two runs compare only at the same threads, since the sums of a parallel
     kernel may be taken in another order."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = available_cores()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": _cpu_name(), "cores": cores, "threads": thread_count(), "torch": torch.__version__,
             "python": sys.version.split()[0], "gpu": gpu}

@@ -31,6 +31,7 @@ from cmisc_model import schemas as S
 
 log = logging.getLogger(__name__)
 TASKS = ("cmi", "sc")
+SYSTEMS = ("classifier", "classifier_no_ae")
 
 
 @dataclass
@@ -97,26 +98,52 @@ def run(labelled: Path, ae_dir: Path, out_dir: Path, fractions: list[float], par
     seed = load_section(BaseConfig, "base", params_path).seed
     split_cfg = load_section(CorpusConfig, "corpus", params_path).labelled
     data_cfg = load_section(AutoencoderParams, "autoencoder", params_path).data
-    result: dict = {"repeats": repeats, "fractions": {}}
     memo = PartsMemo()  # the AE runs share one frozen encoder: each labelled item is encoded once
+
+    def train(system: str, fraction: float, tmp: str, pool=None) -> dict:
+        no_ae = system == "classifier_no_ae"
+        p = dataclasses.replace(params, train=dataclasses.replace(params.train, train_fraction=fraction))
+        log.info("scarcity: %s at %.0f%% of the training labels, %d repeat(s)", system, 100 * fraction, repeats)
+        source = folder_from_params(vocab_dir, params_path) if no_ae and vocab_dir else ae_dir
+        return train_classifier(labelled, source, Path(tmp) / f"{system}-{fraction}", p, repeats, seed, split_cfg,
+                                no_ae, data_cfg, device=device, ablation_kinds=(), memo=None if no_ae else memo,
+                                pool=pool)
+
+    runs: dict[tuple[str, float], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for fraction in fractions:
-            entry = {}
-            for system, no_ae in (("classifier", False), ("classifier_no_ae", True)):
-                metrics = stage_metrics(full.get(system), repeats) if fraction == 1.0 else None
-                if metrics is None:
-                    p = dataclasses.replace(params, train=dataclasses.replace(params.train, train_fraction=fraction))
-                    log.info("scarcity: %s at %.0f%% of the training labels, %d repeat(s)", system, 100 * fraction,
-                             repeats)
-                    source = folder_from_params(vocab_dir, params_path) if no_ae and vocab_dir else ae_dir
-                    metrics = train_classifier(labelled, source, Path(tmp) / f"{system}-{fraction}", p, repeats, seed,
-                                               split_cfg, no_ae, data_cfg, device=device, ablation_kinds=(),
-                                               memo=None if no_ae else memo)
-                entry[system] = {t: per_repeat(metrics, t, repeats) for t in TASKS}
-            entry["ae_minus_no_ae"] = {t: paired_t(entry["classifier"][t], entry["classifier_no_ae"][t]) for t in TASKS}
-            result["fractions"][f"{fraction:g}"] = entry
+        for system in SYSTEMS:  # fraction 1.0 is the classifier stage's own run
+            for f in fractions:
+                if f == 1.0 and (metrics := stage_metrics(full.get(system), repeats)) is not None:
+                    runs[system, f] = metrics
+        for f in fractions:  # the AE points in this process, one after another: they share the memo
+            if ("classifier", f) not in runs:
+                runs["classifier", f] = train("classifier", f, tmp)
+        pending = [f for f in fractions if ("classifier_no_ae", f) not in runs]
+        runs.update(_no_ae_runs(pending, lambda f, pool: train("classifier_no_ae", f, tmp, pool),
+                                params.train.parallel_repeats, repeats, device))
+    result: dict = {"repeats": repeats, "fractions": {}}
+    for f in fractions:
+        entry = {system: {t: per_repeat(runs[system, f], t, repeats) for t in TASKS} for system in SYSTEMS}
+        entry["ae_minus_no_ae"] = {t: paired_t(entry["classifier"][t], entry["classifier_no_ae"][t]) for t in TASKS}
+        result["fractions"][f"{f:g}"] = entry
     write(result, out_dir)
     return result
+
+
+def _no_ae_runs(fractions: list[float], train, workers: int, repeats: int, device: str | None) -> dict:
+    """The no-AE points: every fraction's repeats are jobs of one worker pool, each fraction's
+    ``train(fraction, pool)`` waiting in a thread of its own, so no worker idles between
+    fractions (without a pool: one after another)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cmisc_model.training.workers import repeat_pool
+
+    pool = repeat_pool(workers, len(fractions) * repeats, device) if fractions else None
+    if pool is None:
+        return {("classifier_no_ae", f): train(f, None) for f in fractions}
+    with pool, ThreadPoolExecutor(len(fractions)) as waiters:
+        futures = {f: waiters.submit(train, f, pool) for f in fractions}
+        return {("classifier_no_ae", f): future.result() for f, future in futures.items()}
 
 
 def write(result: dict, out_dir: Path) -> None:
