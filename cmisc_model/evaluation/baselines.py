@@ -64,13 +64,13 @@ class BaselinesConfig:
     """The ``baselines`` section of params.yaml."""
 
     repeats: int = 5  # K evaluation repeats (labelled splits 0..K-1)
-    svm_c_grid: list[float] = field(default_factory=lambda: [0.0001, 0.0003, 0.001, 0.003, 0.01])
+    svm_c_grid: list[float] = field(default_factory=lambda: [0.0003, 0.001, 0.003, 0.01])
     cv_folds: int = 3  # stratified folds on the training split (fewer when a class is rarer)
     max_iter: int = 2000  # liblinear iterations per fit
     standardise: bool = True  # zero mean, unit variance per embedding dimension (fitted inside each CV fold)
     include_val: bool = False  # also fit on the val split (it is never used for anything else here)
     n_jobs: int = 1  # parallel CV fits (GridSearchCV n_jobs; -1 = all cores)
-    lr_c_grid: list[float] = field(default_factory=lambda: [0.1, 1.0])  # text_only, image_only
+    lr_c_grid: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])  # text_only, image_only
     thumbnail_px: int = 8  # image_only: side of the thumbnail whose pixels are the features
 
     def __post_init__(self):
