@@ -11,7 +11,7 @@ from cmisc_model.evaluation.ablations import ablated_rows
 from cmisc_model.models.config import ClassifierConfig
 from cmisc_model.text.normalise import TextNormaliser
 from cmisc_model.training import classifier as TC
-from cmisc_model.training.features import PartsMemo, cached_probs, freeze_feature_parts
+from cmisc_model.training.features import PartsMemo, ScoringMemo, cached_probs, freeze_feature_parts
 from tests.test_train_classifier import make_world
 
 
@@ -65,20 +65,26 @@ def test_each_distinct_input_is_encoded_once(setup, monkeypatch, tmp_path):
     assert sum(encoded) == 2 * len(rows)
 
 
-def test_a_trainable_encoder_reuses_its_encoded_images(setup, monkeypatch, tmp_path):
-    """The no-AE model scores the shuffled and counterfactual sets with the intact set's encoded images."""
+def test_a_trainable_encoder_reuses_its_encoded_images_and_sentences(setup, monkeypatch, tmp_path):
+    """The no-AE model scores the shuffled and counterfactual sets with the intact set's encoded
+    images and sentences: the same figures, and no CNN or sentence LSTM run for what it has seen."""
     ae, rows, model = setup
     dev = torch.device("cpu")
     full, _ = TC.predict_probs(model, dataset(ae, rows), 7, dev)
     shuffled = ablated_rows(rows, "images_shuffled", 3, tmp_path / "unused.png")
     full_shuffled, _ = TC.predict_probs(model, dataset(ae, shuffled), 7, dev)
-    cnn_images = []
-    real = model.encoder.image.forward
-    monkeypatch.setattr(model.encoder.image, "forward", lambda x: cnn_images.append(x.shape[0]) or real(x))
-    images: dict = {}
-    reused, _ = TC.predict_probs(model, dataset(ae, rows), 7, dev, images=images)
-    reused_shuffled, _ = TC.predict_probs(model, dataset(ae, shuffled), 7, dev, images=images)
+    cnn_images, lstm_rows = [], []
+    real_cnn, real_lstm = model.encoder.image.forward, model.encoder.sentence_lstm.forward
+    monkeypatch.setattr(model.encoder.image, "forward", lambda x: cnn_images.append(x.shape[0]) or real_cnn(x))
+    monkeypatch.setattr(model.encoder.sentence_lstm, "forward",
+                        lambda x, *a: lstm_rows.append(x.shape[0]) or real_lstm(x, *a))
+    memo = ScoringMemo()
+    reused, _ = TC.predict_probs(model, dataset(ae, rows), 7, dev, memo=memo)
+    seen = sum(lstm_rows)
+    reused_shuffled, _ = TC.predict_probs(model, dataset(ae, shuffled), 7, dev, memo=memo)
     assert sum(cnn_images) == len({r["image_path"] for r in rows})  # the second set ran no CNN
+    assert seen > 0 and sum(lstm_rows) == seen  # nor the sentence LSTM
+    assert seen == len([k for k in memo.sentences if k])  # each distinct sentence encoded once
     for want, got in ((full, reused), (full_shuffled, reused_shuffled)):
         assert want.keys() == got.keys()
         for p in want:

@@ -382,18 +382,23 @@ class ArticleEncoder(nn.Module):
         return self.parts_with_image(*self.image(images), tokens, with_fit)  # image: (B, D_i), regions (B, G*G, D_i)
 
     def parts_with_image(self, image: torch.Tensor, regions: torch.Tensor | None, tokens: torch.Tensor,
-                         with_fit: bool = True) -> EncodedParts:
+                         with_fit: bool = True, texts: tuple | None = None) -> EncodedParts:
         """``encode_parts`` from the image encoder's output (``self.image(images)``), so that
-        texts scored against images already encoded need not run the CNN again."""
+        texts scored against images already encoded need not run the CNN again; ``texts``: the
+        sentences' own encodings (sentences, look, claim) where they are known already
+        (``training.features.encoded_sentences``, eval mode)."""
         image = self.drop(image)
         if regions is not None:
             regions = self.drop(regions)
-        sentences = self.encode_sentences(tokens)  # (B, S, D_s)
         look = claim = fit = None
-        if regions is not None:
-            look, claim = self.ground(tokens)  # (B, S, G*G), (B, S, D_i)
-            if self.region_words is not None and with_fit:
-                fit = self.sentence_fit(look, regions, tokens)  # (B, S, 2)
+        if texts is not None:
+            sentences, look, claim = texts
+        else:
+            sentences = self.encode_sentences(tokens)  # (B, S, D_s)
+            if regions is not None:
+                look, claim = self.ground(tokens)  # (B, S, G*G), (B, S, D_i)
+        if regions is not None and self.region_words is not None and with_fit:
+            fit = self.sentence_fit(look, regions, tokens)  # (B, S, 2)
         return EncodedParts(image, regions, sentences, (tokens != 0).any(dim=2), look, claim, fit)
 
     def word_context_logits(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -100,9 +100,11 @@ from cmisc_model.training.data import (
 from cmisc_model.training.determinism import make_deterministic
 from cmisc_model.training.features import (
     PartsMemo,
+    ScoringMemo,
     cached_batch,
     cached_probs,
     encoded_images,
+    encoded_sentences,
     freeze_feature_parts,
 )
 from cmisc_model.training.optim import build_optimizer, build_scheduler
@@ -192,10 +194,10 @@ class LabelledDataset(AutoencoderDataset):
 
 @torch.no_grad()
 def predict_probs(model: Classifier, ds: AutoencoderDataset, batch_size: int, device: torch.device,
-                  progress: bool = False, images: dict | None = None,
+                  progress: bool = False, memo: ScoringMemo | None = None,
                   ) -> tuple[dict[str, tuple[list[float], list[float]]], list[str]]:
     """Eval-mode probabilities per pair: ``({pair_id: (cmi_prob[5], sc_prob[5])}, undecodable pair ids)``.
-    ``images``: this model's image encoder output per image file (``features.encoded_images``)."""
+    ``memo``: this model's encoded images and sentences, reused and extended (``features.ScoringMemo``)."""
     was_training = model.training
     model.eval()
     out: dict[str, tuple[list[float], list[float]]] = {}
@@ -208,11 +210,12 @@ def predict_probs(model: Classifier, ds: AutoencoderDataset, batch_size: int, de
         if batch["pair_ids"]:
             tokens = batch["tokens"].to(device)
             with amp_context(device):
-                if images is None:
+                if memo is None:
                     res = model(batch["images"].to(device), tokens)
                 else:
-                    seen = encoded_images(model.encoder, batch, images, device)
-                    res = model.from_parts(model.encoder.parts_with_image(*seen, tokens))
+                    image, regions = encoded_images(model.encoder, batch, memo.images, device)
+                    texts = encoded_sentences(model.encoder, tokens, memo.sentences, regions is not None)
+                    res = model.from_parts(model.encoder.parts_with_image(image, regions, tokens, texts=texts))
             cmi = torch.softmax(res.cmi_logits.float(), dim=1).cpu()  # (B, 5)
             sc = torch.softmax(res.sc_logits.float(), dim=1).cpu()  # (B, 5)
             for p, c, s in zip(batch["pair_ids"], cmi.tolist(), sc.tolist()):
@@ -614,14 +617,14 @@ def _usable(rows: list[dict], labelled_path: Path) -> list[dict]:
     return rows
 
 
-def _predict_rows(st: _Stage, model: Classifier, rows: list[dict], images: dict) -> tuple[dict, list[str]]:
+def _predict_rows(st: _Stage, model: Classifier, rows: list[dict], memo: ScoringMemo) -> tuple[dict, list[str]]:
     """``predict_probs`` over ``rows`` read as the autoencoder reads them (centre crops); with a
     frozen encoder from the stage's memo of encoder parts (the same figures, each input encoded
-    once), else with ``images``, the selected model's memo of encoded images."""
+    once), else with ``memo``, the images and sentences the selected model has encoded so far."""
     ae, bs = st.ae, st.params.train.eval_batch_size
     ds = LabelledDataset(rows, ae.vocab, TextNormaliser(ae.text_cfg), ae.cfg.image_size, False, ae.resize_factor)
     if st.memo is None:
-        return predict_probs(model, ds, bs, st.device, images=images)
+        return predict_probs(model, ds, bs, st.device, memo=memo)
     probs = cached_probs(model, st.memo.cache(model.encoder, ds, bs, st.device), ds, bs)
     return probs, [p for p in ds.pair_ids if p not in probs]
 
@@ -639,8 +642,8 @@ def _score_split(st: _Stage, k: int, model: Classifier, rows: list[dict], split:
     """Score ``rows`` (split ``split``), the ablations ``kinds`` of them and, with ``scenes``,
     their counterfactual texts (shuffles and edits drawn with ``seed``); returns the intact
     rows' predictions."""
-    images: dict = {}  # the intact rows' encoded images serve the shuffled and counterfactual sets
-    probs, failed = _predict_rows(st, model, rows, images)
+    memo = ScoringMemo()  # the intact rows' images and sentences serve the shuffled and counterfactual sets
+    probs, failed = _predict_rows(st, model, rows, memo)
     if failed:
         raise CmiscError(f"{where}: repeat {k}: {split} image(s) of {', '.join(failed[:5])} "
                          "cannot be decoded, so they cannot be scored")
@@ -649,11 +652,11 @@ def _score_split(st: _Stage, k: int, model: Classifier, rows: list[dict], split:
     # What the selected model uses: the same items with image or text taken away.
     for kind in kinds:
         ab = ablated_rows(rows, kind, seed, st.blank)
-        ab_probs, _ = _predict_rows(st, model, ab, images)
+        ab_probs, _ = _predict_rows(st, model, ab, memo)
         st.predictions += prediction_rows(f"{st.system}:{kind}", k, ab, ab_probs, split)
     if scenes:
         cf = counterfactual_rows(rows, scenes, seed)
-        cf_probs, _ = _predict_rows(st, model, cf, images)
+        cf_probs, _ = _predict_rows(st, model, cf, memo)
         st.counterfactuals += prediction_rows(f"{st.system}:counterfactual", k, cf, cf_probs, split)
     return rows_k
 

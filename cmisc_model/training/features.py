@@ -15,6 +15,8 @@ ids), so each distinct input is encoded once per process.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from cmisc_model.models.classifier import Classifier
@@ -118,6 +120,41 @@ class PartsMemo:
             fresh = cache_parts(encoder, ds, batch_size, device, todo)
             self.parts.update((keys[i], fresh[i]) for i in todo)
         return [self.parts[k] for k in keys]
+
+
+@dataclass
+class ScoringMemo:
+    """One selected model's encoder outputs while it scores (eval mode): per image file
+    (``encoded_images``) and per sentence (``encoded_sentences``). The image encoder, the
+    sentence LSTM and the word bags read one image or one sentence each, so the shuffled-image
+    set needs neither again, and a counterfactual text only its edited sentences."""
+
+    images: dict = field(default_factory=dict)
+    sentences: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def encoded_sentences(encoder: ArticleEncoder, tokens: torch.Tensor, memo: dict, grounded: bool) -> tuple:
+    """tokens (B, S, T) -> (sentences (B, S, D_s), look (B, S, G*G), claim (B, S, D_i)), as
+    ``encode_sentences`` and ``ground`` give them (look and claim None unless ``grounded``),
+    from ``memo`` (a sentence's token ids -> its encodings) where the sentence was seen."""
+    B, S, T = tokens.shape
+    keys = [tuple(t for t in row if t) for row in tokens.reshape(B * S, T).tolist()]  # pads: ()
+    new = list(dict.fromkeys(k for k in keys if k not in memo))
+    if new:
+        x = tokens.new_zeros(len(new), 1, max(len(k) for k in new) or 1)  # (N, 1, T') one sentence each
+        for n, k in enumerate(new):
+            x[n, 0, : len(k)] = torch.tensor(k, dtype=tokens.dtype)
+        sentences = encoder.encode_sentences(x)[:, 0]  # (N, D_s)
+        look, claim = encoder.ground(x) if grounded else (None, None)  # (N, 1, G*G), (N, 1, D_i)
+        for n, k in enumerate(new):
+            memo[k] = (sentences[n], None if look is None else look[n, 0], None if claim is None else claim[n, 0])
+    rows = [memo[k] for k in keys]
+
+    def stacked(f: int) -> torch.Tensor | None:  # field f of every sentence -> (B, S, D)
+        return None if rows[0][f] is None else torch.stack([r[f] for r in rows]).view(B, S, -1)
+
+    return stacked(0), stacked(1), stacked(2)
 
 
 @torch.no_grad()

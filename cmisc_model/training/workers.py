@@ -8,7 +8,11 @@ run in: ``spawn`` processes (a forked process would inherit torch's thread
 pool mid-use), each pinned through ``CMISC_THREADS`` to its share of the cores,
 so a repeat's result depends on that thread count and not on what runs beside
 it. Every job seeds itself, so the repeats equal a serial run on the same
-threads (``tests/test_classifier.py``).
+threads (``tests/test_train_classifier.py``).
+
+Spawned workers import the caller's main module again: a script of one's own
+that trains ``--no-ae`` repeats on a CPU needs ``if __name__ == "__main__":``
+(the ``cmisc`` command and ``python -m cmisc_model`` are safe as they are).
 """
 
 from __future__ import annotations
