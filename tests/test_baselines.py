@@ -243,3 +243,19 @@ def test_cli_passes_the_heldout_set_through(two_worlds, tmp_path):
     table = pq.read_table(out / "predictions.parquet").to_pylist()
     assert len([r for r in table if r["split"] == "heldout"]) == 3 * len(w["held"])  # 3 systems, no SVM
     assert json.loads((out / "summary.json").read_text())["heldout"] == {"path": str(w["heldout"]), "n": len(w["held"])}
+
+
+def test_the_svm_on_the_rows_span_predicts_as_on_the_full_vectors():
+    """More dimensions than training items, as the article embeddings have: rotating onto the
+    training rows' span keeps every inner product, so the fitted SVM decides the same."""
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(80, 300)), rng.integers(0, 4, 80)
+    X_new = rng.normal(size=(200, 300))  # not in the span
+    span = B.RowSpace().fit(X)
+    assert span.basis_.shape == (300, 80)
+    full = LinearSVC(multi_class="crammer_singer", C=0.01, max_iter=5000, random_state=0).fit(X, y)
+    small = LinearSVC(multi_class="crammer_singer", C=0.01, max_iter=5000, random_state=0).fit(span.transform(X), y)
+    assert np.allclose(full.decision_function(X_new), small.decision_function(span.transform(X_new)), atol=1e-6)
+    assert (full.predict(X_new) == small.predict(span.transform(X_new))).all()

@@ -42,27 +42,32 @@ def test_scores_from_the_memo_equal_a_full_forward_pass(setup):
             assert a == pytest.approx(b, abs=1e-5)
 
 
+def count_encoder_work(model, monkeypatch) -> tuple[list, list]:
+    """Images through the CNN and sentences through the sentence LSTM, call by call."""
+    cnn_images, lstm_rows = [], []
+    real_cnn, real_lstm = model.encoder.image.forward, model.encoder.sentence_lstm.forward
+    monkeypatch.setattr(model.encoder.image, "forward", lambda x: cnn_images.append(x.shape[0]) or real_cnn(x))
+    monkeypatch.setattr(model.encoder.sentence_lstm, "forward",
+                        lambda x, *a: lstm_rows.append(x.shape[0]) or real_lstm(x, *a))
+    return cnn_images, lstm_rows
+
+
 def test_each_distinct_input_is_encoded_once(setup, monkeypatch, tmp_path):
     ae, rows, model = setup
-    encoded = []
-    real = model.encoder.encode_parts
-
-    def counting(images, tokens, *a, **k):
-        encoded.append(images.shape[0])
-        return real(images, tokens, *a, **k)
-
-    monkeypatch.setattr(model.encoder, "encode_parts", counting)
+    cnn_images, lstm_rows = count_encoder_work(model, monkeypatch)
     memo, dev = PartsMemo(), torch.device("cpu")
     first = memo.cache(model.encoder, dataset(ae, rows), 8, dev)
-    assert sum(encoded) == len(rows)
+    n_images, n_sentences = sum(cnn_images), sum(lstm_rows)
+    assert n_images == len({r["image_path"] for r in rows})
+    assert n_sentences == len([k for k in memo.seen.sentences if k])
     # a second model on the same autoencoder, the same items in another order: nothing is encoded again
     again = memo.cache(model.encoder, dataset(ae, rows[::-1]), 8, dev)
-    assert sum(encoded) == len(rows)
     assert all(a is b for a, b in zip(first, again[::-1]))
-    # images shuffled among the items: new (image, text) inputs, each encoded once
+    # images shuffled among the items: new (image, text) inputs, but no image or sentence is new
     shuffled = ablated_rows(rows, "images_shuffled", 3, tmp_path / "unused.png")
     memo.cache(model.encoder, dataset(ae, shuffled + shuffled), 8, dev)
-    assert sum(encoded) == 2 * len(rows)
+    assert (sum(cnn_images), sum(lstm_rows)) == (n_images, n_sentences)
+    assert len(memo.parts) == 2 * len(rows)
 
 
 def test_a_trainable_encoder_reuses_its_encoded_images_and_sentences(setup, monkeypatch, tmp_path):
@@ -73,11 +78,7 @@ def test_a_trainable_encoder_reuses_its_encoded_images_and_sentences(setup, monk
     full, _ = TC.predict_probs(model, dataset(ae, rows), 7, dev)
     shuffled = ablated_rows(rows, "images_shuffled", 3, tmp_path / "unused.png")
     full_shuffled, _ = TC.predict_probs(model, dataset(ae, shuffled), 7, dev)
-    cnn_images, lstm_rows = [], []
-    real_cnn, real_lstm = model.encoder.image.forward, model.encoder.sentence_lstm.forward
-    monkeypatch.setattr(model.encoder.image, "forward", lambda x: cnn_images.append(x.shape[0]) or real_cnn(x))
-    monkeypatch.setattr(model.encoder.sentence_lstm, "forward",
-                        lambda x, *a: lstm_rows.append(x.shape[0]) or real_lstm(x, *a))
+    cnn_images, lstm_rows = count_encoder_work(model, monkeypatch)
     memo = ScoringMemo()
     reused, _ = TC.predict_probs(model, dataset(ae, rows), 7, dev, memo=memo)
     seen = sum(lstm_rows)

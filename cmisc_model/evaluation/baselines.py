@@ -173,12 +173,42 @@ def image_features(rows: list[dict], px: int) -> dict[str, np.ndarray]:
     return out
 
 
+class RowSpace:
+    """Rotation onto an orthonormal basis of the training rows' span, (n, d) -> (n, rank).
+
+    The article embeddings have more dimensions (2,400) than there are labelled
+    training items (~600). A linear SVM's weights lie in the span of its training
+    rows, and liblinear's dual solver reads the rows through their inner products,
+    which the rotation keeps; so the fitted SVM predicts what it would on the full
+    vectors (the same CV scores, C and predictions on the sample world), at a
+    third of the cost."""
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        _, s, vt = np.linalg.svd(X, full_matrices=False)  # rows of vt: a basis of the row space
+        self.basis_ = vt[s > s.max(initial=0.0) * max(X.shape) * np.finfo(np.float64).eps].T  # (d, rank)
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=np.float64) @ self.basis_
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X, y).transform(X)
+
+    def get_params(self, deep=True):  # no parameters: sklearn clones it per CV fold
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+
 def _svm_pipeline(cfg: BaselinesConfig, seed: int):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
     steps = [("scale", StandardScaler())] if cfg.standardise else []
+    steps.append(("span", RowSpace()))
     steps.append(("svc", LinearSVC(multi_class="crammer_singer", max_iter=cfg.max_iter, random_state=seed)))
     return Pipeline(steps)
 

@@ -103,9 +103,8 @@ from cmisc_model.training.features import (
     ScoringMemo,
     cached_batch,
     cached_probs,
-    encoded_images,
-    encoded_sentences,
     freeze_feature_parts,
+    memo_parts,
 )
 from cmisc_model.training.optim import build_optimizer, build_scheduler
 from cmisc_model.training.runtime import amp_context, machine, setup_distributed
@@ -213,9 +212,7 @@ def predict_probs(model: Classifier, ds: AutoencoderDataset, batch_size: int, de
                 if memo is None:
                     res = model(batch["images"].to(device), tokens)
                 else:
-                    image, regions = encoded_images(model.encoder, batch, memo.images, device)
-                    texts = encoded_sentences(model.encoder, tokens, memo.sentences, regions is not None)
-                    res = model.from_parts(model.encoder.parts_with_image(image, regions, tokens, texts=texts))
+                    res = model.from_parts(memo_parts(model.encoder, batch, memo, device))
             cmi = torch.softmax(res.cmi_logits.float(), dim=1).cpu()  # (B, 5)
             sc = torch.softmax(res.sc_logits.float(), dim=1).cpu()  # (B, 5)
             for p, c, s in zip(batch["pair_ids"], cmi.tolist(), sc.tolist()):

@@ -10,7 +10,10 @@ expensive pass through the CNN runs once per item.
 same autoencoder, so an (image, text) pair has the same parts in every repeat,
 in the scarcity study's runs, and in every ablated or counterfactual set that
 reuses it. The memo keys parts by what the encoder reads (image file, token
-ids), so each distinct input is encoded once per process.
+ids), so each distinct input is encoded once per process; and since the CNN
+reads one image and the sentence LSTM one sentence, a shuffled-image pair or a
+counterfactual text costs only what is new in it (``ScoringMemo``, which the
+no-AE model also uses while its selected weights score).
 """
 
 from __future__ import annotations
@@ -24,20 +27,85 @@ from cmisc_model.models.encoders import ArticleEncoder, EncodedParts
 from cmisc_model.training.data import AutoencoderDataset, eval_loader
 
 
+@dataclass
+class ScoringMemo:
+    """One selected model's encoder outputs while it scores (eval mode): per image file
+    (``encoded_images``) and per sentence (``encoded_sentences``). The image encoder, the
+    sentence LSTM and the word bags read one image or one sentence each, so the shuffled-image
+    set needs neither again, and a counterfactual text only its edited sentences."""
+
+    images: dict = field(default_factory=dict)
+    sentences: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def encoded_sentences(encoder: ArticleEncoder, tokens: torch.Tensor, memo: dict, grounded: bool) -> tuple:
+    """tokens (B, S, T) -> (sentences (B, S, D_s), look (B, S, G*G), claim (B, S, D_i)), as
+    ``encode_sentences`` and ``ground`` give them (look and claim None unless ``grounded``),
+    from ``memo`` (a sentence's token ids -> its encodings) where the sentence was seen."""
+    B, S, T = tokens.shape
+    keys = [tuple(t for t in row if t) for row in tokens.reshape(B * S, T).tolist()]  # pads: ()
+    new = list(dict.fromkeys(k for k in keys if k not in memo))
+    if new:
+        x = tokens.new_zeros(len(new), 1, max(len(k) for k in new) or 1)  # (N, 1, T') one sentence each
+        for n, k in enumerate(new):
+            x[n, 0, : len(k)] = torch.tensor(k, dtype=tokens.dtype)
+        sentences = encoder.encode_sentences(x)[:, 0]  # (N, D_s)
+        look, claim = encoder.ground(x) if grounded else (None, None)  # (N, 1, G*G), (N, 1, D_i)
+        for n, k in enumerate(new):
+            memo[k] = (sentences[n], None if look is None else look[n, 0], None if claim is None else claim[n, 0])
+    rows = [memo[k] for k in keys]
+
+    def stacked(f: int) -> torch.Tensor | None:  # field f of every sentence -> (B, S, D)
+        return None if rows[0][f] is None else torch.stack([r[f] for r in rows]).view(B, S, -1)
+
+    return stacked(0), stacked(1), stacked(2)
+
+
+@torch.no_grad()
+def encoded_images(encoder: ArticleEncoder, batch: dict, memo: dict, device: torch.device) -> tuple:
+    """The image encoder's output for a batch, ``(image (B, D_i), regions (B, G*G, D_i) | None)``,
+    from ``memo`` (image file -> one image's output) where the file was seen, else encoded and
+    added: a trainable encoder's memo lives as long as its weights do (one selected model), and
+    saves the CNN on the ablated and counterfactual sets that reuse the intact set's images."""
+    keys = batch["image_keys"]
+    new = [b for b, key in enumerate(keys) if key not in memo]
+    if new:
+        image, regions = encoder.image(batch["images"][new].to(device))
+        for j, b in enumerate(new):
+            memo[keys[b]] = (image[j], None if regions is None else regions[j])
+    image = torch.stack([memo[key][0] for key in keys])  # (B, D_i)
+    regions = None if memo[keys[0]][1] is None else torch.stack([memo[key][1] for key in keys])  # (B, G*G, D_i)
+    return image, regions
+
+
+@torch.no_grad()
+def memo_parts(encoder: ArticleEncoder, batch: dict, memo: ScoringMemo, device: torch.device) -> EncodedParts:
+    """``encoder.encode_parts`` of a batch (eval mode), each image and sentence encoded once in ``memo``."""
+    tokens = batch["tokens"].to(device)
+    image, regions = encoded_images(encoder, batch, memo.images, device)
+    texts = encoded_sentences(encoder, tokens, memo.sentences, regions is not None)
+    return encoder.parts_with_image(image, regions, tokens, texts=texts)
+
+
 @torch.no_grad()
 def cache_parts(encoder: ArticleEncoder, ds: AutoencoderDataset, batch_size: int, device: torch.device,
-                indices: list[int] | None = None) -> list:
+                indices: list[int] | None = None, seen: ScoringMemo | None = None) -> list:
     """Each item's encoder parts (eval mode, centre crop), computed once:
     ``[(image, regions, sentences, look, claim, fit)]`` (the last three None for late fusion,
     fit None without region word prediction); None for an item whose image does not decode
-    (and, with ``indices``, for the items not asked for)."""
+    (and, with ``indices``, for the items not asked for). ``seen``: the images and sentences
+    encoded before, reused and extended."""
     was_training = encoder.training
     encoder.eval()
     cache: list = [None] * len(ds)
     for batch in eval_loader(ds, batch_size, indices):
         if not batch["pair_ids"]:
             continue
-        parts = encoder.encode_parts(batch["images"].to(device), batch["tokens"].to(device))
+        if seen is None:
+            parts = encoder.encode_parts(batch["images"].to(device), batch["tokens"].to(device))
+        else:
+            parts = memo_parts(encoder, batch, seen, device)
         for b, i in enumerate(batch["indices"]):
             n = int(parts.sentence_mask[b].sum())
             regions = None if parts.regions is None else parts.regions[b]
@@ -102,10 +170,12 @@ def input_key(ds: AutoencoderDataset, i: int) -> tuple:
 
 
 class PartsMemo:
-    """Encoder parts per distinct input, shared by every model built on one frozen autoencoder."""
+    """Encoder parts per distinct input, shared by every model built on one frozen autoencoder;
+    a new input (an image with another text) reuses the images and sentences encoded before."""
 
     def __init__(self) -> None:
         self.parts: dict[tuple, tuple | None] = {}
+        self.seen = ScoringMemo()
 
     def cache(self, encoder: ArticleEncoder, ds: AutoencoderDataset, batch_size: int, device: torch.device) -> list:
         """``cache_parts(encoder, ds, ...)``, encoding only the items not seen before. ``ds`` must
@@ -117,59 +187,6 @@ class PartsMemo:
                 first.setdefault(k, i)
         if first:
             todo = sorted(first.values())
-            fresh = cache_parts(encoder, ds, batch_size, device, todo)
+            fresh = cache_parts(encoder, ds, batch_size, device, todo, self.seen)
             self.parts.update((keys[i], fresh[i]) for i in todo)
         return [self.parts[k] for k in keys]
-
-
-@dataclass
-class ScoringMemo:
-    """One selected model's encoder outputs while it scores (eval mode): per image file
-    (``encoded_images``) and per sentence (``encoded_sentences``). The image encoder, the
-    sentence LSTM and the word bags read one image or one sentence each, so the shuffled-image
-    set needs neither again, and a counterfactual text only its edited sentences."""
-
-    images: dict = field(default_factory=dict)
-    sentences: dict = field(default_factory=dict)
-
-
-@torch.no_grad()
-def encoded_sentences(encoder: ArticleEncoder, tokens: torch.Tensor, memo: dict, grounded: bool) -> tuple:
-    """tokens (B, S, T) -> (sentences (B, S, D_s), look (B, S, G*G), claim (B, S, D_i)), as
-    ``encode_sentences`` and ``ground`` give them (look and claim None unless ``grounded``),
-    from ``memo`` (a sentence's token ids -> its encodings) where the sentence was seen."""
-    B, S, T = tokens.shape
-    keys = [tuple(t for t in row if t) for row in tokens.reshape(B * S, T).tolist()]  # pads: ()
-    new = list(dict.fromkeys(k for k in keys if k not in memo))
-    if new:
-        x = tokens.new_zeros(len(new), 1, max(len(k) for k in new) or 1)  # (N, 1, T') one sentence each
-        for n, k in enumerate(new):
-            x[n, 0, : len(k)] = torch.tensor(k, dtype=tokens.dtype)
-        sentences = encoder.encode_sentences(x)[:, 0]  # (N, D_s)
-        look, claim = encoder.ground(x) if grounded else (None, None)  # (N, 1, G*G), (N, 1, D_i)
-        for n, k in enumerate(new):
-            memo[k] = (sentences[n], None if look is None else look[n, 0], None if claim is None else claim[n, 0])
-    rows = [memo[k] for k in keys]
-
-    def stacked(f: int) -> torch.Tensor | None:  # field f of every sentence -> (B, S, D)
-        return None if rows[0][f] is None else torch.stack([r[f] for r in rows]).view(B, S, -1)
-
-    return stacked(0), stacked(1), stacked(2)
-
-
-@torch.no_grad()
-def encoded_images(encoder: ArticleEncoder, batch: dict, memo: dict, device: torch.device) -> tuple:
-    """The image encoder's output for a batch, ``(image (B, D_i), regions (B, G*G, D_i) | None)``,
-    from ``memo`` (image file -> one image's output) where the file was seen, else encoded and
-    added: a trainable encoder's memo lives as long as its weights do (one selected model), and
-    saves the CNN on the ablated and counterfactual sets that reuse the intact set's images."""
-    keys = batch["image_keys"]
-    new = [b for b, key in enumerate(keys) if key not in memo]
-    if new:
-        image, regions = encoder.image(batch["images"][new].to(device))
-        for j, b in enumerate(new):
-            memo[keys[b]] = (image[j], None if regions is None else regions[j])
-    image = torch.stack([memo[key][0] for key in keys])  # (B, D_i)
-    regions = None if memo[keys[0]][1] is None else torch.stack([memo[key][1] for key in keys])  # (B, G*G, D_i)
-    return image, regions
-
