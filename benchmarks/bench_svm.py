@@ -6,7 +6,7 @@
 For each labelled split and task it runs the `baselines` stage's grid search
 (``baselines.svm_c_grid``, stratified CV on the training split, refit) twice in
 one process: the pipeline without ``RowSpace`` (standardise, then the SVM on all
-2,400 dimensions) and the stage's own pipeline (standardise, rotate onto the
+2,400 dimensions) and the stage's own pipeline (seed + k as the stage; standardise, rotate onto the
 training rows' span, then the SVM). It prints the seconds of each, the chosen C,
 the largest difference of the mean CV accuracies and the share of test items
 predicted alike.
@@ -70,7 +70,7 @@ def main() -> None:
         X, X_test = _matrix(train, emb, args.embeddings), _matrix(test, emb, args.embeddings)
         for task in ("cmi", "sc"):
             y = np.array([labels(r, task) for r in train])
-            (full, t_full), (span, t_span) = search(X, y, cfg, seed, False), search(X, y, cfg, seed, True)
+            (full, t_full), (span, t_span) = search(X, y, cfg, seed + k, False), search(X, y, cfg, seed + k, True)
             total[False] += t_full
             total[True] += t_span
             diff = np.abs(full.cv_results_["mean_test_score"] - span.cv_results_["mean_test_score"]).max()
