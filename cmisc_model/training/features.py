@@ -29,8 +29,9 @@ from cmisc_model.training.data import AutoencoderDataset, eval_loader
 
 @dataclass
 class ScoringMemo:
-    """One selected model's encoder outputs while it scores (eval mode): per image file
-    (``encoded_images``) and per sentence (``encoded_sentences``). The image encoder, the
+    """An encoder's outputs while its weights stay fixed (eval mode): per image file
+    (``encoded_images``) and per sentence (``encoded_sentences``). Its owner is one selected
+    model while it scores, or ``PartsMemo`` for a frozen autoencoder. The image encoder, the
     sentence LSTM and the word bags read one image or one sentence each, so the shuffled-image
     set needs neither again, and a counterfactual text only its edited sentences."""
 
